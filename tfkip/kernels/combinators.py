@@ -1,0 +1,273 @@
+"""`serial`: compose kernel layers into a network with a ``kernel_fn``.
+
+The network decides once, at construction, which covariance layout every layer needs
+(walking backwards from the flat readout: Flatten needs only per-position DIAG
+covariances, pooling needs the FULL position-by-position covariance, Conv/ReLU pass the
+requirement on), so a Conv+Flatten net costs O(H W) per input pair and only pooled nets
+pay O((H W)^2).
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Sequence
+
+import tensorflow as tf
+
+from tfkip.kernels import tiling
+from tfkip.kernels.base import Layer
+from tfkip.kernels.kernel import Kernel, Layout, Shape
+from tfkip.kernels.pooling import Flatten
+from tfkip.kernels.spatial import full_to_diag
+
+GETS = ("nngp", "ntk")
+_Kernels = {}
+
+
+def _namedtuple(get: tuple[str, ...]):
+    if get not in _Kernels:
+        _Kernels[get] = collections.namedtuple("Kernels", get)
+    return _Kernels[get]
+
+
+class Network:
+    """A serial composition of kernel layers (build it with `serial`).
+
+    Attributes:
+      layers: the flat tuple of layers.
+      layouts: the covariance layout at the input of each layer for image inputs,
+        decided once here (`Layout.FLAT` everywhere for flat-vector inputs).
+    """
+
+    def __init__(self, layers: Sequence[Layer]):
+        flat: list[Layer] = []
+        for layer in layers:
+            if isinstance(layer, Network):
+                flat.extend(layer.layers)
+            elif isinstance(layer, Layer):
+                flat.append(layer)
+            else:
+                raise ValueError(
+                    f"serial() takes kernel layers (Dense, Conv, Relu, ...) or networks. "
+                    f"Received: {layer!r}"
+                )
+        if not flat:
+            raise ValueError("serial() needs at least one layer. Received: no layers")
+        self.layers = tuple(flat)
+        self.layouts = self._plan()
+
+    def _plan(self) -> tuple[Layout, ...]:
+        """Input layout of every layer for image inputs (backwards from a flat output)."""
+        needed = Layout.FLAT
+        layouts = []
+        for layer in reversed(self.layers):
+            needed = layer.input_layout(needed)
+            layouts.append(needed)
+        return tuple(reversed(layouts))
+
+    def __repr__(self) -> str:
+        return "serial(" + ", ".join(repr(layer) for layer in self.layers) + ")"
+
+    def get_config(self) -> list[dict]:
+        return [{"type": type(layer).__name__, **layer.get_config()} for layer in self.layers]
+
+    # ----------------------------------------------------------------- shapes
+    def output_shape(self, input_shape: Sequence[int]) -> Shape:
+        """Static per-example output shape for per-example ``input_shape`` (validates)."""
+        shape = _input_shape(input_shape)
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+        return shape
+
+    # ----------------------------------------------------------------- kernels
+    def kernel_fn(
+        self,
+        x1,
+        x2=None,
+        get: str | Sequence[str] = ("nngp", "ntk"),
+        batch_size: int | tuple[int, int] | None = None,
+    ):
+        """NNGP and/or NTK of the infinitely wide network between ``x1`` and ``x2``.
+
+        Args:
+          x1: ``(n1, ...)`` float32 or float64 inputs (NHWC images, or flat vectors for
+            networks that start with Flatten/Dense). Their dtype is the dtype of the
+            computation.
+          x2: ``(n2, ...)`` inputs of the same per-example shape and dtype, or None for
+            ``x1`` against itself (the diagonal is then exact: angle 0).
+          get: 'nngp', 'ntk', or a tuple of them.
+          batch_size: if set, compute in tiles of ``batch_size`` rows (and columns; a pair
+            ``(b1, b2)`` sets them apart) inside a loop, with recomputation in the
+            backward pass, so that peak memory is bounded by one tile (see `tiling`).
+
+        Returns:
+          For ``get`` a string, a ``(n1, n2)`` tensor; for a tuple, a namedtuple with
+          those fields.
+
+        >>> from tfkip import kernels as k
+        >>> import numpy as np
+        >>> net = k.serial(k.Dense(512, 1.5, 0.1), k.Relu(), k.Dense(1, 1.5, 0.1))
+        >>> net.kernel_fn(np.ones((2, 3)), None, "nngp").shape
+        TensorShape([2, 2])
+        """
+        single = isinstance(get, str)
+        gets = (get,) if single else tuple(get)
+        if not gets or any(g not in GETS for g in gets):
+            raise ValueError(f"get must be 'nngp', 'ntk' or a tuple of them. Received: get={get!r}")
+        x1, x2 = self._check_inputs(x1, x2)
+        if batch_size is None:
+            out = self._compute(x1, x2, gets)
+        else:
+            out = tiling.tiled(self._compute, x1, x2, gets, batch_size)
+        return out[gets[0]] if single else _namedtuple(gets)(*(out[g] for g in gets))
+
+    def _check_inputs(self, x1, x2):
+        x1 = _as_float_tensor("x1", x1)
+        if x2 is not None:
+            x2 = _as_float_tensor("x2", x2)
+            if x1.dtype != x2.dtype:
+                raise ValueError(
+                    f"x1 and x2 must have the same dtype. Received: x1.dtype={x1.dtype.name}, "
+                    f"x2.dtype={x2.dtype.name}"
+                )
+            if x1.shape.rank != x2.shape.rank:
+                raise ValueError(
+                    f"x1 and x2 must have the same rank. Received: x1.shape={x1.shape}, "
+                    f"x2.shape={x2.shape}"
+                )
+            if x1.shape[1:] != x2.shape[1:]:
+                raise ValueError(
+                    "x1 and x2 must have the same per-example shape (and channel count). "
+                    f"Received: x1.shape={x1.shape}, x2.shape={x2.shape}"
+                )
+        shape = self.output_shape(x1.shape[1:])  # validates the whole network
+        if not shape.is_flat:
+            raise ValueError(
+                f"The network's output is spatial (per-example shape {shape.spatial}); end it "
+                f"with Flatten() or GlobalAvgPool() before the readout. Network: {self!r}"
+            )
+        return x1, x2
+
+    def _compute(self, x1, x2, gets, same=None) -> dict[str, tf.Tensor]:
+        """Untiled kernels; ``same`` overrides the identical-pairs mask (for tiles)."""
+        kernel, layers = self._input_kernel(x1, x2, "ntk" in gets, same)
+        for layer, layout in layers:
+            if kernel.layout == Layout.FULL and layout == Layout.DIAG:
+                kernel = kernel.map_covariances(full_to_diag).replace(layout=Layout.DIAG)
+            kernel = layer.apply(kernel)
+        return {g: _dense(getattr(kernel, g), kernel.nngp) for g in gets}
+
+    def _input_kernel(self, x1, x2, want_ntk, same):
+        """The input covariance ``<x_p, x'_q> / C`` in the first layer's layout."""
+        layers = list(zip(self.layers, self.layouts))
+        shape = _input_shape(x1.shape[1:])
+        layout = layouts0 = self.layouts[0] if not shape.is_flat else Layout.FLAT
+        if not shape.is_flat and isinstance(self.layers[0], Flatten):
+            # Flatten first: <x, x'> / (H W C) directly, same value as mean_p K(p, p).
+            shape = self.layers[0].output_shape(shape)
+            layers, layout = layers[1:], Layout.FLAT
+        del layouts0
+        n1 = tf.shape(x1)[0]
+        a = tf.reshape(x1, [n1, -1, shape.channels]) if layout != Layout.FLAT else None
+        b = None if x2 is None else (
+            tf.reshape(x2, [tf.shape(x2)[0], -1, shape.channels]) if a is not None else None
+        )
+        inv_c = 1.0 / shape.channels
+        if layout == Layout.FLAT:
+            f1 = tf.reshape(x1, [n1, -1])
+            f2 = f1 if x2 is None else tf.reshape(x2, [tf.shape(x2)[0], -1])
+            nngp = tf.matmul(f1, f2, transpose_b=True) * inv_c
+            cov1 = tf.reduce_sum(f1 * f1, axis=-1) * inv_c
+            cov2 = None if x2 is None else tf.reduce_sum(f2 * f2, axis=-1) * inv_c
+        elif layout == Layout.DIAG:
+            h, w = shape.spatial
+            b2 = a if b is None else b
+            nngp = tf.einsum("apc,bpc->abp", a, b2) * inv_c
+            nngp = tf.reshape(nngp, tf.concat([tf.shape(nngp)[:2], [h, w]], 0))
+            cov1 = tf.reshape(tf.reduce_sum(a * a, -1) * inv_c, [-1, h, w])
+            cov2 = None if b is None else tf.reshape(tf.reduce_sum(b * b, -1) * inv_c, [-1, h, w])
+        else:
+            h, w = shape.spatial
+            b2 = a if b is None else b
+            nngp = _outer_positions(a, b2, h, w) * inv_c
+            cov1 = _self_outer(a, h, w) * inv_c
+            cov2 = None if b is None else _self_outer(b, h, w) * inv_c
+        if same is None and x2 is None:
+            same = tf.cast(tf.eye(n1), tf.bool)
+        kernel = Kernel(
+            nngp=nngp,
+            ntk=0.0 if want_ntk else None,
+            cov1=cov1,
+            cov2=cov2,
+            same=same,
+            layout=layout,
+            shape=shape,
+        )
+        return kernel, layers
+
+
+def serial(*layers: Layer) -> Network:
+    """Composes layers (or networks) in order, like neural-tangents' ``stax.serial``.
+
+    >>> from tfkip import kernels as k
+    >>> net = k.serial(k.Conv(128, (3, 3), padding="SAME", W_std=2**0.5, b_std=0.1),
+    ...                k.Relu(), k.Flatten(), k.Dense(10, 2**0.5, 0.1))
+    >>> net.layouts[0]
+    <Layout.DIAG: 'diag'>
+    """
+    return Network(layers)
+
+
+def _outer_positions(a, b, h, w):
+    """``(n1, HW, C), (n2, HW, C) -> (n1, n2, H, W, H, W)`` of ``<a_p, b_q>``."""
+    n1, n2 = tf.shape(a)[0], tf.shape(b)[0]
+    c = a.shape[-1]
+    prod = tf.matmul(tf.reshape(a, [-1, c]), tf.reshape(b, [-1, c]), transpose_b=True)
+    prod = tf.reshape(prod, [n1, h * w, n2, h * w])
+    return tf.reshape(tf.transpose(prod, [0, 2, 1, 3]), [n1, n2, h, w, h, w])
+
+
+def _self_outer(a, h, w):
+    """``(n, HW, C) -> (n, H, W, H, W)`` of ``<a_p, a_q>`` per example."""
+    return tf.reshape(tf.matmul(a, a, transpose_b=True), [-1, h, w, h, w])
+
+
+def _dense(value, like):
+    if isinstance(value, float):  # an NTK that stayed identically zero
+        return tf.zeros_like(like) + value
+    return value
+
+
+def _input_shape(per_example_shape) -> Shape:
+    dims = [int(d) if d is not None else None for d in per_example_shape]
+    if any(d is None for d in dims):
+        raise ValueError(
+            f"Inputs need a fully known per-example shape. Received: shape={dims}"
+        )
+    if len(dims) == 1:
+        return Shape((), dims[0])
+    if len(dims) == 3:
+        return Shape(tuple(dims[:2]), dims[2])
+    raise ValueError(
+        "Inputs must be flat vectors (n, d) or NHWC images (n, H, W, C). "
+        f"Received: per-example shape {tuple(dims)}"
+    )
+
+
+def _as_float_tensor(name: str, x) -> tf.Tensor:
+    if not isinstance(x, (tf.Tensor, tf.Variable)):
+        import numpy as np
+
+        arr = np.asarray(x)
+        if arr.dtype not in (np.float32, np.float64):
+            raise ValueError(
+                f"{name} must be float32 or float64. Received: {name}.dtype={arr.dtype}"
+            )
+        x = tf.convert_to_tensor(arr)
+    elif x.dtype not in (tf.float32, tf.float64):
+        raise ValueError(f"{name} must be float32 or float64. Received: {name}.dtype={x.dtype.name}")
+    if x.shape.rank is None or x.shape.rank < 2:
+        raise ValueError(
+            f"{name} must be a batch of examples of rank >= 2. Received: {name}.shape={x.shape}"
+        )
+    return tf.convert_to_tensor(x)

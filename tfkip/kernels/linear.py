@@ -1,0 +1,197 @@
+"""Affine layers: `Dense` and `Conv` (neural-tangents ``stax.Dense`` / ``stax.Conv``).
+
+For weights ``W ~ N(0, W_std^2 / fan_in)`` and bias ``b ~ N(0, b_std^2)`` the layer maps
+(A the layer's linear action on covariances; identity for Dense, the shared-offset window
+average for Conv; Jacot et al. 2018, Novak et al. 2019):
+
+* NNGP: ``K <- W_std^2 A(K) + b_std^2``
+* NTK, 'ntk' parameterization: ``Theta <- W_std^2 A(Theta) + K_new``
+* NTK, 'standard' parameterization: ``Theta <- fan_in A(K) + W_std^2 A(Theta) + [bias]``,
+  where ``[bias]`` is 1 if ``b_std`` is not None (the bias is a trained parameter) and
+  fan_in is the input features (Dense) or ``C_in * prod(filter_shape)`` (Conv).
+
+Under 'ntk' the widths ``out_dim``/``out_chan`` do not change the kernels; under
+'standard' they are the next layer's fan-in, exactly as in neural-tangents.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import tensorflow as tf
+
+from tfkip.kernels import spatial
+from tfkip.kernels.base import (
+    Layer,
+    check_padding,
+    check_parameterization,
+    check_positive_int,
+    check_std,
+    check_window,
+    require_spatial,
+    scale_add,
+)
+from tfkip.kernels.kernel import Kernel, Layout, Shape
+
+
+class _Affine(Layer):
+    """Shared NNGP/NTK update of Dense and Conv."""
+
+    W_std: float
+    b_std: float | None
+    parameterization: str
+
+    def _linear_map(self, kernel: Kernel) -> Callable[[tf.Tensor], tf.Tensor]:
+        return lambda x: x
+
+    def _fan_in(self, shape: Shape) -> int:
+        raise NotImplementedError
+
+    def apply(self, kernel: Kernel) -> Kernel:
+        a = self._linear_map(kernel)
+        w2 = self.W_std**2
+        b2 = 0.0 if self.b_std is None else self.b_std**2
+        a_nngp = a(kernel.nngp)
+        nngp = scale_add(a_nngp, w2, b2)
+        ntk = kernel.ntk
+        if ntk is not None:
+            a_ntk = 0.0 if isinstance(ntk, float) else a(ntk)
+            if self.parameterization == "ntk":
+                ntk = nngp if isinstance(a_ntk, float) else nngp + w2 * a_ntk
+            else:
+                bias_term = 0.0 if self.b_std is None else 1.0
+                ntk = scale_add(a_nngp, float(self._fan_in(kernel.shape)), bias_term)
+                if not isinstance(a_ntk, float):
+                    ntk = ntk + w2 * a_ntk
+        cov2 = kernel.cov2
+        return kernel.replace(
+            nngp=nngp,
+            ntk=ntk,
+            cov1=scale_add(a(kernel.cov1), w2, b2),
+            cov2=None if cov2 is None else scale_add(a(cov2), w2, b2),
+            shape=self.output_shape(kernel.shape),
+        )
+
+
+class Dense(_Affine):
+    """Fully connected layer acting on the last (channel) axis.
+
+    Args:
+      out_dim: output features (the width; only matters under 'standard').
+      W_std: weight standard deviation (>= 0).
+      b_std: bias standard deviation, or None for no bias.
+      parameterization: 'ntk' or 'standard'.
+
+    >>> from tfkip import kernels as k
+    >>> net = k.serial(k.Dense(512, W_std=2**0.5, b_std=0.1), k.Relu(), k.Dense(10))
+    """
+
+    def __init__(
+        self,
+        out_dim: int,
+        W_std: float = 1.0,  # noqa: N803 (neural-tangents argument name)
+        b_std: float | None = None,
+        parameterization: str = "ntk",
+    ):
+        self.out_dim = check_positive_int("out_dim", out_dim)
+        self.W_std = check_std("W_std", W_std, allow_none=False)
+        self.b_std = check_std("b_std", b_std, allow_none=True)
+        self.parameterization = check_parameterization(parameterization)
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return Shape(shape.spatial, self.out_dim)
+
+    def _fan_in(self, shape: Shape) -> int:
+        return shape.channels
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "out_dim": self.out_dim,
+            "W_std": self.W_std,
+            "b_std": self.b_std,
+            "parameterization": self.parameterization,
+        }
+
+
+class Conv(_Affine):
+    """2-D convolution over NHWC images.
+
+    Its linear action on a covariance averages over the filter taps, moving both
+    positions by the same offset: ``A(K)(P, Q) = 1/|F| sum_d K(sP + d - lo, sQ + d - lo)``
+    (zero outside the image; with 'SAME' padding the out-of-range taps still count in
+    ``1/|F|``). On a DIAG kernel this is a plain window average of K(p, p).
+
+    Args:
+      out_chan: output channels (the width; only matters under 'standard').
+      filter_shape: ``(fh, fw)``.
+      strides: ``(sh, sw)``; default ``(1, 1)``.
+      padding: 'SAME' or 'VALID'.
+      W_std, b_std, parameterization: as in `Dense`.
+    """
+
+    def __init__(
+        self,
+        out_chan: int,
+        filter_shape: tuple[int, int],
+        strides: tuple[int, int] | None = None,
+        padding: str = "VALID",
+        W_std: float = 1.0,  # noqa: N803
+        b_std: float | None = None,
+        parameterization: str = "ntk",
+    ):
+        self.out_chan = check_positive_int("out_chan", out_chan)
+        self.filter_shape = check_window("filter_shape", filter_shape)
+        self.strides = check_window("strides", (1, 1) if strides is None else strides)
+        self.padding = check_padding(padding)
+        self.W_std = check_std("W_std", W_std, allow_none=False)
+        self.b_std = check_std("b_std", b_std, allow_none=True)
+        self.parameterization = check_parameterization(parameterization)
+
+    def _geometry(self, shape: Shape) -> list[tuple[int, int, int]]:
+        require_spatial(self, shape)
+        geometry = []
+        for length, window, stride in zip(shape.spatial, self.filter_shape, self.strides):
+            out, lo, hi = spatial.window_geometry(length, window, stride, self.padding)
+            if out < 1:
+                raise ValueError(
+                    f"Conv filter_shape={self.filter_shape} with padding='VALID' does not "
+                    f"fit in images of spatial shape {shape.spatial}."
+                )
+            geometry.append((out, lo, hi))
+        return geometry
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return Shape(tuple(g[0] for g in self._geometry(shape)), self.out_chan)
+
+    def _fan_in(self, shape: Shape) -> int:
+        return shape.channels * self.filter_shape[0] * self.filter_shape[1]
+
+    def _linear_map(self, kernel: Kernel) -> Callable[[tf.Tensor], tf.Tensor]:
+        geometry = self._geometry(kernel.shape)
+        norm = 1.0 / (self.filter_shape[0] * self.filter_shape[1])
+        if kernel.layout == Layout.FULL:
+            axis_groups = ((-4, -2), (-3, -1))
+        elif kernel.layout == Layout.DIAG:
+            axis_groups = ((-2,), (-1,))
+        else:  # pragma: no cover - prevented by require_spatial
+            raise ValueError("Conv needs a spatial kernel.")
+
+        def linear_map(x: tf.Tensor) -> tf.Tensor:
+            for axes, (out, lo, hi), window, stride in zip(
+                axis_groups, geometry, self.filter_shape, self.strides
+            ):
+                x = spatial.paired_window_sum(x, axes, window, stride, (lo, hi), out)
+            return x * tf.constant(norm, x.dtype)
+
+        return linear_map
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "out_chan": self.out_chan,
+            "filter_shape": list(self.filter_shape),
+            "strides": list(self.strides),
+            "padding": self.padding,
+            "W_std": self.W_std,
+            "b_std": self.b_std,
+            "parameterization": self.parameterization,
+        }
