@@ -20,8 +20,12 @@ class Layer(abc.ABC):
     A layer declares, statically, which covariance layout it needs at its input given the
     layout its output must provide (`input_layout`), so that `serial` can decide once per
     network what to track; how it changes the static input shape (`output_shape`, which
-    also validates); and how it maps kernels (`apply`).
+    also validates); and how it maps kernels (`apply`). Layers with
+    ``needs_variances`` (the nonlinearities) receive the inputs' variances from the
+    network in `Kernel.variances`.
     """
+
+    needs_variances = False
 
     @abc.abstractmethod
     def output_shape(self, shape: Shape) -> Shape:

@@ -118,7 +118,7 @@ class Network:
         if batch_size is None:
             out = self._compute(x1, x2, gets)
         else:
-            out = tiling.tiled(self._compute, x1, x2, gets, batch_size)
+            out = tiling.tiled(self, x1, x2, gets, batch_size)
         return out[gets[0]] if single else _namedtuple(gets)(*(out[g] for g in gets))
 
     def _check_inputs(self, x1, x2):
@@ -148,58 +148,79 @@ class Network:
             )
         return x1, x2
 
-    def _compute(self, x1, x2, gets, same=None) -> dict[str, tf.Tensor]:
-        """Untiled kernels; ``same`` overrides the identical-pairs mask (for tiles)."""
-        kernel, layers = self._input_kernel(x1, x2, "ntk" in gets, same)
+    def _compute(self, x1, x2, gets, same=None, variances1=None, variances2=None):
+        """Untiled kernels ``{get: (n1, n2)}``.
+
+        ``same`` overrides the identical-pairs mask and ``variances1/2`` supply
+        precomputed `self_variances` (both used by `tiling`).
+        """
+        if variances1 is None:
+            variances1 = self.self_variances(x1)
+        if variances2 is None:
+            variances2 = variances1 if x2 is None else self.self_variances(x2)
+        if same is None and x2 is None:
+            same = tf.cast(tf.eye(tf.shape(x1)[0]), tf.bool)
+        kernel, layers = self._input_kernel(x1, x1 if x2 is None else x2, "ntk" in gets)
+        kernel = kernel.replace(same=same)
+        variances = iter(zip(variances1, variances2))
         for layer, layout in layers:
-            if kernel.layout == Layout.FULL and layout == Layout.DIAG:
-                kernel = kernel.map_covariances(full_to_diag).replace(layout=Layout.DIAG)
+            kernel = _to_layout(kernel, layout)
+            if layer.needs_variances:
+                kernel = kernel.replace(variances=next(variances))
             kernel = layer.apply(kernel)
         return {g: _dense(getattr(kernel, g), kernel.nngp) for g in gets}
 
-    def _input_kernel(self, x1, x2, want_ntk, same):
-        """The input covariance ``<x_p, x'_q> / C`` in the first layer's layout."""
+    def self_variances(self, x) -> list[tf.Tensor]:
+        """Variances of each input at every nonlinearity: the self-kernel pass.
+
+        Returns one tensor per nonlinearity, ``(n,)`` for flat layers and ``(n, H, W)``
+        (the position-diagonal) for spatial ones. Costs O(n), not O(n^2).
+        """
+        kernel, layers = self._input_kernel(x, None, False)
+        variances = []
+        for layer, layout in layers:
+            kernel = _to_layout(kernel, layout)
+            if layer.needs_variances:
+                nngp = kernel.nngp
+                variances.append(full_to_diag(nngp) if kernel.layout == Layout.FULL else nngp)
+            kernel = layer.apply(kernel)
+        return variances
+
+    def _input_kernel(self, x1, x2, want_ntk):
+        """Input covariance ``<x_p, x'_q> / C`` in the first layer's layout.
+
+        With ``x2`` None, the self kernel of ``x1`` (``batch_ndim=1``).
+        """
         layers = list(zip(self.layers, self.layouts))
         shape = _input_shape(x1.shape[1:])
-        layout = layouts0 = self.layouts[0] if not shape.is_flat else Layout.FLAT
+        layout = Layout.FLAT if shape.is_flat else self.layouts[0]
         if not shape.is_flat and isinstance(self.layers[0], Flatten):
             # Flatten first: <x, x'> / (H W C) directly, same value as mean_p K(p, p).
-            shape = self.layers[0].output_shape(shape)
-            layers, layout = layers[1:], Layout.FLAT
-        del layouts0
-        n1 = tf.shape(x1)[0]
-        a = tf.reshape(x1, [n1, -1, shape.channels]) if layout != Layout.FLAT else None
-        b = None if x2 is None else (
-            tf.reshape(x2, [tf.shape(x2)[0], -1, shape.channels]) if a is not None else None
-        )
+            shape, layers, layout = self.layers[0].output_shape(shape), layers[1:], Layout.FLAT
         inv_c = 1.0 / shape.channels
         if layout == Layout.FLAT:
-            f1 = tf.reshape(x1, [n1, -1])
-            f2 = f1 if x2 is None else tf.reshape(x2, [tf.shape(x2)[0], -1])
-            nngp = tf.matmul(f1, f2, transpose_b=True) * inv_c
-            cov1 = tf.reduce_sum(f1 * f1, axis=-1) * inv_c
-            cov2 = None if x2 is None else tf.reduce_sum(f2 * f2, axis=-1) * inv_c
-        elif layout == Layout.DIAG:
-            h, w = shape.spatial
-            b2 = a if b is None else b
-            nngp = tf.einsum("apc,bpc->abp", a, b2) * inv_c
-            nngp = tf.reshape(nngp, tf.concat([tf.shape(nngp)[:2], [h, w]], 0))
-            cov1 = tf.reshape(tf.reduce_sum(a * a, -1) * inv_c, [-1, h, w])
-            cov2 = None if b is None else tf.reshape(tf.reduce_sum(b * b, -1) * inv_c, [-1, h, w])
+            f1 = tf.reshape(x1, [tf.shape(x1)[0], -1])
+            if x2 is None:
+                nngp = tf.reduce_sum(f1 * f1, axis=-1)
+            else:
+                nngp = tf.matmul(f1, tf.reshape(x2, [tf.shape(x2)[0], -1]), transpose_b=True)
         else:
             h, w = shape.spatial
-            b2 = a if b is None else b
-            nngp = _outer_positions(a, b2, h, w) * inv_c
-            cov1 = _self_outer(a, h, w) * inv_c
-            cov2 = None if b is None else _self_outer(b, h, w) * inv_c
-        if same is None and x2 is None:
-            same = tf.cast(tf.eye(n1), tf.bool)
+            a = tf.reshape(x1, [tf.shape(x1)[0], h * w, shape.channels])
+            b = None if x2 is None else tf.reshape(x2, [tf.shape(x2)[0], h * w, shape.channels])
+            if layout == Layout.DIAG and b is None:
+                nngp = tf.reshape(tf.reduce_sum(a * a, -1), [-1, h, w])
+            elif layout == Layout.DIAG:
+                nngp = tf.einsum("apc,bpc->abp", a, b)
+                nngp = tf.reshape(nngp, tf.concat([tf.shape(nngp)[:2], [h, w]], 0))
+            elif b is None:
+                nngp = tf.reshape(tf.matmul(a, a, transpose_b=True), [-1, h, w, h, w])
+            else:
+                nngp = _outer_positions(a, b, h, w)
         kernel = Kernel(
-            nngp=nngp,
+            nngp=nngp * tf.constant(inv_c, nngp.dtype),
             ntk=0.0 if want_ntk else None,
-            cov1=cov1,
-            cov2=cov2,
-            same=same,
+            batch_ndim=1 if x2 is None else 2,
             layout=layout,
             shape=shape,
         )
@@ -227,9 +248,11 @@ def _outer_positions(a, b, h, w):
     return tf.reshape(tf.transpose(prod, [0, 2, 1, 3]), [n1, n2, h, w, h, w])
 
 
-def _self_outer(a, h, w):
-    """``(n, HW, C) -> (n, H, W, H, W)`` of ``<a_p, a_q>`` per example."""
-    return tf.reshape(tf.matmul(a, a, transpose_b=True), [-1, h, w, h, w])
+def _to_layout(kernel: Kernel, layout: Layout) -> Kernel:
+    """Drops the off-diagonal positions when a layer needs only DIAG (after pooling)."""
+    if kernel.layout == Layout.FULL and layout == Layout.DIAG:
+        return kernel.map_linear(full_to_diag).replace(layout=Layout.DIAG)
+    return kernel
 
 
 def _dense(value, like):

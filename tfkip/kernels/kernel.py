@@ -1,22 +1,22 @@
 """The immutable kernel value that flows through a network's layers.
 
-A `Kernel` holds, for a batch of inputs ``x1`` (n1 of them) and ``x2`` (n2), the
-NNGP covariance K and the NTK Theta of the current layer's pre-activations, in one of
-three spatial layouts chosen once per network (see `Layout`):
+A `Kernel` holds the NNGP covariance K and the NTK Theta of the current layer's
+pre-activations, in one of three spatial layouts chosen once per network (see `Layout`),
+either for every *pair* of inputs of two batches (``batch_ndim=2``, the "cross" kernel) or
+for every input with *itself* (``batch_ndim=1``, the "self" kernel, whose position-diagonal
+gives the variances that the nonlinearities need):
 
-=========  ==========================  ==========================================
-layout     ``nngp`` / ``ntk`` shape      meaning
-=========  ==========================  ==========================================
-FLAT       ``(n1, n2)``                  no spatial axes (dense features)
-DIAG       ``(n1, n2, H, W)``            K(x, x')(p, p): same position only
-FULL       ``(n1, n2, H, W, H, W)``      K(x, x')(p, q): every pair of positions
-=========  ==========================  ==========================================
+=========  ===========================  =====================  ===========================
+layout     cross ``nngp``/``ntk``         self ``nngp``           meaning
+=========  ===========================  =====================  ===========================
+FLAT       ``(n1, n2)``                   ``(n,)``                no spatial axes
+DIAG       ``(n1, n2, H, W)``             ``(n, H, W)``           K(x, x')(p, p) only
+FULL       ``(n1, n2, H, W, H, W)``       ``(n, H, W, H, W)``     K(x, x')(p, q), all pairs
+=========  ===========================  =====================  ===========================
 
-``cov1`` (``cov2``) is the NNGP of ``x1`` (``x2``) with itself, per input, in the same
-layout with one batch axis: ``(n1,)``, ``(n1, H, W)`` or ``(n1, H, W, H, W)``. The
-nonlinearities need its diagonal (the variances). When ``x2`` is ``x1`` (``kernel_fn(x1)``),
-``cov2`` is ``None`` and ``same`` is a boolean ``(n1, n2)`` mask of the pairs that are the
-same input, on which arc-cosine kernels use their exact value (angle 0).
+A network computes the self kernels of ``x1`` and ``x2`` first (cost linear in n) and
+hands each nonlinearity of the cross pass the variances it needs in ``variances``:
+``(v1, v2)`` of shapes ``(n1,)``/``(n2,)`` (FLAT) or ``(n1, H, W)``/``(n2, H, W)``.
 """
 
 from __future__ import annotations
@@ -49,43 +49,37 @@ class Shape:
 
 @dataclasses.dataclass(frozen=True)
 class Kernel:
-    """NNGP/NTK of a layer's outputs for a pair of input batches (see module docstring).
+    """NNGP/NTK of a layer's outputs (see the module docstring for shapes).
 
     Attributes:
-      nngp: ``(n1, n2, *S)`` NNGP covariance; S depends on `layout`.
-      ntk: same shape as ``nngp``; the float ``0.0`` while it is identically zero (at
-        the input); ``None`` when the NTK is not requested.
-      cov1: ``(n1, *S)`` NNGP of each ``x1`` with itself.
-      cov2: ``(n2, *S)`` NNGP of each ``x2`` with itself, or ``None`` if ``x2`` is ``x1``.
-      same: ``(n1, n2)`` bool mask of identical input pairs, or ``None``.
-      layout: the spatial layout of ``nngp``, ``ntk``, ``cov1``, ``cov2``.
+      nngp: the NNGP covariance.
+      ntk: same shape as ``nngp``; the float ``0.0`` while it is identically zero (at the
+        input); ``None`` when not requested (always None for self kernels).
+      batch_ndim: 2 for a cross kernel, 1 for a self kernel.
+      layout: the spatial layout of ``nngp`` and ``ntk``.
       shape: static shape of one input at this layer (spatial dims, channels).
+      same: for cross kernels of ``x1`` with itself, a bool ``(n1, n2)`` mask of identical
+        pairs (their arc-cosine angle is exactly 0); else None.
+      variances: for cross kernels, ``(v1, v2)`` set by the network before each
+        nonlinearity; else None.
     """
 
     nngp: tf.Tensor
     ntk: tf.Tensor | float | None
-    cov1: tf.Tensor
-    cov2: tf.Tensor | None
-    same: tf.Tensor | None
+    batch_ndim: int
     layout: Layout
     shape: Shape
+    same: tf.Tensor | None = None
+    variances: tuple[tf.Tensor, tf.Tensor] | None = None
 
     def replace(self, **changes) -> Kernel:
         return dataclasses.replace(self, **changes)
 
-    @property
-    def cov2_or_cov1(self) -> tf.Tensor:
-        return self.cov1 if self.cov2 is None else self.cov2
-
-    def map_covariances(self, fn, include_ntk: bool = True) -> Kernel:
-        """Applies a linear map ``fn`` to every covariance (nngp, ntk, cov1, cov2)."""
-        return self.replace(
-            nngp=fn(self.nngp),
-            ntk=fn(self.ntk) if (include_ntk and _is_tensor(self.ntk)) else self.ntk,
-            cov1=fn(self.cov1),
-            cov2=None if self.cov2 is None else fn(self.cov2),
-        )
+    def map_linear(self, fn) -> Kernel:
+        """Applies a linear map ``fn`` (acting on trailing axes) to nngp and ntk."""
+        return self.replace(nngp=fn(self.nngp), ntk=fn(self.ntk) if is_tensor(self.ntk) else self.ntk)
 
 
-def _is_tensor(x) -> bool:
+def is_tensor(x) -> bool:
+    """True for a real NTK tensor (not None, not the identically-zero 0.0 marker)."""
     return x is not None and not isinstance(x, float)

@@ -63,14 +63,7 @@ class _Affine(Layer):
                 ntk = scale_add(a_nngp, float(self._fan_in(kernel.shape)), bias_term)
                 if not isinstance(a_ntk, float):
                     ntk = ntk + w2 * a_ntk
-        cov2 = kernel.cov2
-        return kernel.replace(
-            nngp=nngp,
-            ntk=ntk,
-            cov1=scale_add(a(kernel.cov1), w2, b2),
-            cov2=None if cov2 is None else scale_add(a(cov2), w2, b2),
-            shape=self.output_shape(kernel.shape),
-        )
+        return kernel.replace(nngp=nngp, ntk=ntk, shape=self.output_shape(kernel.shape))
 
 
 class Dense(_Affine):

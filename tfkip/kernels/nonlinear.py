@@ -23,60 +23,54 @@ import tensorflow as tf
 
 from tfkip.kernels import spatial
 from tfkip.kernels.base import Layer, check_std
-from tfkip.kernels.kernel import Kernel, Layout, Shape
-from tfkip.kernels.numerics import safe_atan2, safe_sqrt
+from tfkip.kernels.kernel import Kernel, Layout, Shape, is_tensor
+from tfkip.kernels.numerics import angle, safe_sqrt
 
 
 class _Pointwise(Layer):
-    """Shared bookkeeping: broadcasting variances to each layout, self-covariances."""
+    """Shared bookkeeping: broadcasting the variances to each layout."""
+
+    needs_variances = True
 
     def output_shape(self, shape: Shape) -> Shape:
         return shape
 
     def _pair(self, c, v1, v2, same) -> tuple[tf.Tensor, tf.Tensor]:
-        """(new nngp, ntk factor) for covariance c and variances v1, v2.
+        """(new nngp, ntk factor) for covariance c and variances v1, v2 (broadcastable).
 
         ``same`` is None or a bool tensor broadcastable to c marking identical inputs.
         """
         raise NotImplementedError
 
     def _self(self, v: tf.Tensor) -> tf.Tensor:
-        """New variance for identical inputs with variance v."""
+        """New variance of an input with variance v (identical inputs)."""
         raise NotImplementedError
 
     def apply(self, kernel: Kernel) -> Kernel:
-        layout = kernel.layout
-        cov1, cov2 = kernel.cov1, kernel.cov2_or_cov1
-        if layout == Layout.FULL:
-            d1, d2 = spatial.full_to_diag(cov1), spatial.full_to_diag(cov2)
-            v1 = d1[:, None, :, :, None, None]
-            v2 = d2[None, :, None, None, :, :]
-        else:
-            v1 = tf.reshape(cov1, [-1, 1] + cov1.shape[1:].as_list())
-            v2 = cov2[None]
+        if kernel.batch_ndim == 1:
+            return kernel.replace(nngp=self._apply_self(kernel))
+        v1, v2 = kernel.variances
         same = kernel.same
-        if same is not None:
-            if layout == Layout.DIAG:
-                same = same[:, :, None, None]
-            elif layout == Layout.FULL:
+        if kernel.layout == Layout.FLAT:
+            v1, v2 = v1[:, None], v2[None, :]
+        elif kernel.layout == Layout.DIAG:
+            v1, v2 = v1[:, None], v2[None]
+            same = None if same is None else same[:, :, None, None]
+        else:
+            v1, v2 = v1[:, None, :, :, None, None], v2[None, :, None, None, :, :]
+            if same is not None:
                 eye = spatial.positions_eye(kernel.shape.spatial)
                 same = tf.logical_and(same[:, :, None, None, None, None], eye[None, None])
         nngp, factor = self._pair(kernel.nngp, v1, v2, same)
-        ntk = kernel.ntk
-        if ntk is not None and not isinstance(ntk, float):
-            ntk = ntk * factor
-        return kernel.replace(
-            nngp=nngp,
-            ntk=ntk,
-            cov1=self._self_cov(kernel.cov1, layout, kernel.shape),
-            cov2=None if kernel.cov2 is None else self._self_cov(kernel.cov2, layout, kernel.shape),
-        )
+        ntk = kernel.ntk * factor if is_tensor(kernel.ntk) else kernel.ntk
+        return kernel.replace(nngp=nngp, ntk=ntk, variances=None)
 
-    def _self_cov(self, cov: tf.Tensor, layout: Layout, shape: Shape) -> tf.Tensor:
-        if layout != Layout.FULL:
-            return self._self(cov)  # every entry pairs an input position with itself
+    def _apply_self(self, kernel: Kernel) -> tf.Tensor:
+        cov = kernel.nngp
+        if kernel.layout != Layout.FULL:
+            return self._self(cov)  # every entry pairs a position with itself
         d = spatial.full_to_diag(cov)
-        eye = spatial.positions_eye(shape.spatial)[None]
+        eye = spatial.positions_eye(kernel.shape.spatial)[None]
         return self._pair(cov, d[:, :, :, None, None], d[:, None, None, :, :], eye)[0]
 
 
@@ -88,7 +82,7 @@ class Relu(_Pointwise):
         s = safe_sqrt(v1 * v2 - c * c)
         if same is not None:
             s = tf.where(same, tf.zeros_like(s), s)
-        theta = safe_atan2(s, c)
+        theta = angle(s, c)
         pi = tf.constant(math.pi, dtype)
         inv_2pi = tf.constant(0.5 / math.pi, dtype)
         rest = (pi - theta) * inv_2pi
@@ -105,7 +99,7 @@ class Erf(_Pointwise):
     """``a * erf(b * x) + c`` (see module docstring).
 
     Args:
-      a: output scale. b: input scale (> 0). c: output shift.
+      a: output scale. b: input scale (>= 0). c: output shift.
     """
 
     def __init__(self, a: float = 1.0, b: float = 1.0, c: float = 0.0):

@@ -71,7 +71,7 @@ class AvgPool(Layer):
                 x = spatial.paired_window_sum(x, axes, window, stride, (lo, hi), out)
             return x * norm
 
-        return kernel.map_covariances(pool).replace(shape=self.output_shape(kernel.shape))
+        return kernel.map_linear(pool).replace(shape=self.output_shape(kernel.shape))
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -101,7 +101,7 @@ class GlobalAvgPool(Layer):
         def mean(x):
             return tf.reduce_mean(x, axis=(-4, -3, -2, -1))
 
-        return kernel.map_covariances(mean).replace(
+        return kernel.map_linear(mean).replace(
             layout=Layout.FLAT, shape=self.output_shape(kernel.shape)
         )
 
@@ -128,8 +128,8 @@ class Flatten(Layer):
         if kernel.layout == Layout.FLAT:
             return kernel.replace(shape=self.output_shape(kernel.shape))
         if kernel.layout == Layout.FULL:
-            kernel = kernel.map_covariances(spatial.full_to_diag)
-        return kernel.map_covariances(lambda x: tf.reduce_mean(x, axis=(-2, -1))).replace(
+            kernel = kernel.map_linear(spatial.full_to_diag)
+        return kernel.map_linear(lambda x: tf.reduce_mean(x, axis=(-2, -1))).replace(
             layout=Layout.FLAT, shape=self.output_shape(kernel.shape)
         )
 

@@ -15,8 +15,6 @@ identical pairs is passed to each tile so that the self-kernel diagonal stays ex
 
 from __future__ import annotations
 
-from typing import Callable
-
 import tensorflow as tf
 
 
@@ -40,38 +38,63 @@ def _pad_rows(x: tf.Tensor, tiles: int, size: int) -> tf.Tensor:
     return tf.reshape(x, [tiles, size] + x.shape[1:].as_list())
 
 
-def tiled(
-    compute: Callable, x1: tf.Tensor, x2: tf.Tensor | None, gets: tuple[str, ...], batch_size
-) -> dict[str, tf.Tensor]:
-    """Tiled version of ``compute(x1, x2, gets, same=None) -> {get: (n1, n2)}``."""
+def _row_tiles(x: tf.Tensor, size: int) -> tuple[tf.Tensor, int]:
+    tiles = -(-x.shape[0] // size)
+    return _pad_rows(x, tiles, size), tiles
+
+
+def _untile(value: tf.Tensor, n: int) -> tf.Tensor:
+    """``(T, b, ...) -> (n, ...)``."""
+    shape = value.shape.as_list()
+    return tf.reshape(value, [shape[0] * shape[1]] + shape[2:])[:n]
+
+
+def tiled_self_variances(network, x: tf.Tensor, size: int) -> list[tf.Tensor]:
+    """`Network.self_variances` of ``x`` in row tiles of ``size`` (bounded memory)."""
+    if x.shape[0] <= size:
+        return network.self_variances(x)
+    xt, tiles = _row_tiles(x, size)
+    probe = network.self_variances(xt[0])  # shapes only; pruned from the graph
+    spec = tuple(tf.TensorSpec(v.shape, v.dtype) for v in probe)
+    fn = tf.recompute_grad(lambda a: tuple(network.self_variances(a)))
+    out = tf.map_fn(fn, xt, fn_output_signature=spec, parallel_iterations=1)
+    return [_untile(v, x.shape[0]) for v in out]
+
+
+def tiled(network, x1: tf.Tensor, x2: tf.Tensor | None, gets: tuple[str, ...], batch_size):
+    """Tiled ``network._compute(x1, x2, gets) -> {get: (n1, n2)}``."""
     b1, b2 = _check_batch_size(batch_size)
-    n1 = x1.shape[0]
     same_inputs = x2 is None
-    if same_inputs:
-        b1 = b2 = min(b1, b2)  # square tiles so that diagonal tiles pair identical rows
-        x2 = x1
-    n2 = x2.shape[0]
+    x2_ = x1 if same_inputs else x2
+    n1, n2 = x1.shape[0], x2_.shape[0]
+    if n1 is None or n2 is None:
+        raise ValueError("Tiled kernels need a static number of inputs (x.shape[0]).")
     b1, b2 = min(b1, n1), min(b2, n2)
     if same_inputs:
-        b1 = b2 = min(b1, b2)
-    t1, t2 = -(-n1 // b1), -(-n2 // b2)
-    if t1 == 1 and t2 == 1:
-        return compute(x1, None if same_inputs else x2, gets)
-    x1t, x2t = _pad_rows(x1, t1, b1), _pad_rows(x2, t2, b2)
+        b1 = b2 = min(b1, b2)  # square tiles: diagonal tiles pair identical rows
+    if b1 >= n1 and b2 >= n2:
+        return network._compute(x1, x2, gets)
+    var1 = tiled_self_variances(network, x1, b1)
+    var2 = var1 if same_inputs else tiled_self_variances(network, x2_, b2)
+    (x1t, t1), (x2t, t2) = _row_tiles(x1, b1), _row_tiles(x2_, b2)
+    var1t = [_row_tiles(v, b1)[0] for v in var1]
+    var2t = [_row_tiles(v, b2)[0] for v in var2]
     eye = tf.cast(tf.eye(b1), tf.bool) if same_inputs else None
+    k = len(var1)
 
     @tf.recompute_grad
-    def tile(a, b, on_diagonal):
-        same = None
-        if same_inputs:
-            same = tf.logical_and(eye, on_diagonal > 0)
-        out = compute(a, b, gets, same=same)
+    def tile(a, b, on_diagonal, *variances):
+        same = tf.logical_and(eye, on_diagonal > 0) if same_inputs else None
+        out = network._compute(
+            a, b, gets, same=same, variances1=list(variances[:k]), variances2=list(variances[k:])
+        )
         return tuple(out[g] for g in gets)
 
     def body(t):
         i, j = t // t2, t % t2
         on_diagonal = tf.cast(tf.equal(i, j), x1.dtype)
-        return tile(tf.gather(x1t, i), tf.gather(x2t, j), on_diagonal)
+        variances = [tf.gather(v, i) for v in var1t] + [tf.gather(v, j) for v in var2t]
+        return tile(tf.gather(x1t, i), tf.gather(x2t, j), on_diagonal, *variances)
 
     spec = tuple(tf.TensorSpec([b1, b2], x1.dtype) for _ in gets)
     tiles = tf.map_fn(body, tf.range(t1 * t2), fn_output_signature=spec, parallel_iterations=1)
