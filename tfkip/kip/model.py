@@ -1,0 +1,216 @@
+"""`KIPModel`: a Keras model whose weights are the support set.
+
+``fit`` runs KIP (each ``train_step`` takes one target batch, computes the KIP loss of
+the support set through the kernel, and updates the support images, and with
+``learn_labels=True`` the labels); ``evaluate`` reports the KRR test accuracy and MSE of
+the current support; ``predict`` gives KRR predictions.
+
+The per-step computation, `KIPModel.kip_gradients`, is shared with the distributed custom
+training loop (`tfkip.train.loop`), so there is a single copy of the algorithm.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfkip.kernels import Network
+from tfkip.kip import krr
+from tfkip.kip.loss import check_kernel
+
+
+@keras.saving.register_keras_serializable(package="tfkip")
+class KIPModel(keras.Model):
+    """KIP as a Keras model.
+
+    Args:
+      network: the `tfkip.kernels` network whose kernel is used.
+      support_images: (n_s, ...) initial support images (preprocessed space).
+      support_labels: (n_s, C) initial support labels (e.g. centred one-hot).
+      learn_labels: also learn the labels (else they stay fixed).
+      kernel: 'ntk' or 'nngp'.
+      reg: trace-scaled KRR ridge (KIP.ipynb default 1e-6).
+      augmenter: optional callable (e.g. `tfkip.data.SupportAugmenter`) applied to the
+        support images in each training step (``training=True``).
+      kernel_batch_size: optional kernel tile size (bounded memory for pooled kernels).
+      dtype: 'float64' (default; exact on CPU/GPU) or 'float32' (TPU).
+
+    >>> import keras, numpy as np
+    >>> from tfkip import architectures
+    >>> rng = np.random.default_rng(0)
+    >>> model = KIPModel(architectures.get("fc", 1), rng.standard_normal((4, 8)),
+    ...                  np.eye(2)[[0, 0, 1, 1]] - 0.5)
+    >>> model.compile(optimizer=keras.optimizers.Adam(0.04))
+    >>> xt, yt = rng.standard_normal((6, 8)), np.eye(2)[[0, 1] * 3] - 0.5
+    >>> history = model.fit(xt, yt, batch_size=6, epochs=2, verbose=0)
+    >>> sorted(history.history)
+    ['accuracy', 'loss']
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        support_images,
+        support_labels,
+        learn_labels: bool = False,
+        kernel: str = "ntk",
+        reg: float = 1e-6,
+        augmenter=None,
+        kernel_batch_size: int | None = None,
+        dtype: str = "float64",
+        **kwargs,
+    ):
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64'. Received: dtype={dtype!r}")
+        super().__init__(dtype=dtype, **kwargs)
+        if not isinstance(network, Network):
+            raise ValueError(
+                f"network must be a tfkip.kernels Network (from serial() or "
+                f"tfkip.architectures.get). Received: network={network!r}"
+            )
+        images = np.asarray(support_images, dtype=dtype)
+        labels = np.asarray(support_labels, dtype=dtype)
+        if labels.ndim != 2 or labels.shape[0] != images.shape[0]:
+            raise ValueError(
+                "support_labels must have shape (n_support, num_classes) matching the "
+                f"support images. Received: support_images.shape={images.shape}, "
+                f"support_labels.shape={labels.shape}"
+            )
+        for name, array in (("support_images", images), ("support_labels", labels)):
+            if not np.all(np.isfinite(array)):
+                raise ValueError(f"{name} contains NaN or infinite values.")
+        if isinstance(reg, bool) or not isinstance(reg, (int, float)) or not reg >= 0:
+            raise ValueError(f"reg must be a number >= 0. Received: reg={reg!r}")
+        network.output_shape(images.shape[1:])  # validates the image shape for the network
+        self.network = network
+        self.kernel = check_kernel(kernel)
+        self.reg = float(reg)
+        self.learn_labels = bool(learn_labels)
+        self.augmenter = augmenter
+        self.kernel_batch_size = kernel_batch_size
+        self.support_images = self.add_weight(
+            shape=images.shape,
+            initializer=keras.initializers.Constant(images),
+            dtype=dtype,
+            trainable=True,
+            name="support_images",
+        )
+        self.support_labels = self.add_weight(
+            shape=labels.shape,
+            initializer=keras.initializers.Constant(labels),
+            dtype=dtype,
+            trainable=self.learn_labels,
+            name="support_labels",
+        )
+        self.loss_tracker = keras.metrics.Mean(name="loss", dtype=dtype)
+        self.accuracy_tracker = keras.metrics.Mean(name="accuracy", dtype=dtype)
+        self.mse_tracker = keras.metrics.Mean(name="mse", dtype=dtype)
+
+    # ------------------------------------------------------------ the algorithm
+    def _kernel_fn(self, x1, x2=None):
+        return self.network.kernel_fn(x1, x2, get=self.kernel, batch_size=self.kernel_batch_size)
+
+    def kip_loss(self, x_target, y_target, training: bool = True):
+        """KIP ``(loss, accuracy)`` of the current support on one target batch."""
+        x_s = tf.convert_to_tensor(self.support_images)
+        y_s = tf.convert_to_tensor(self.support_labels)
+        if not self.learn_labels:
+            y_s = tf.stop_gradient(y_s)
+        if training and self.augmenter is not None:
+            x_s = self.augmenter(x_s, training=True)
+        x_t = tf.cast(x_target, self.dtype)
+        k_ss = self._kernel_fn(x_s)
+        k_ts = self._kernel_fn(x_t, x_s)
+        pred = krr.krr_predict(k_ss, k_ts, y_s, self.reg)
+        return krr.mse_and_accuracy(pred, tf.cast(y_target, self.dtype))
+
+    def kip_gradients(self, x_target, y_target, loss_scale: float = 1.0):
+        """``(loss, accuracy, gradients)`` of one target batch: the shared KIP step.
+
+        ``loss_scale`` multiplies the loss before differentiation (``1 / replicas`` in the
+        distributed loop, so that the summed replica gradients equal the gradient of the
+        global-batch mean). Gradients follow ``self.trainable_variables``.
+        """
+        with tf.GradientTape() as tape:
+            loss, accuracy = self.kip_loss(x_target, y_target, training=True)
+            scaled = loss * tf.cast(loss_scale, loss.dtype)
+        grads = tape.gradient(scaled, self.trainable_variables)
+        return loss, accuracy, grads
+
+    def krr_statistics(self, x, y, mask=None, support=None):
+        """Additive KRR test statistics of a batch: (squared-error sum, correct, count).
+
+        The squared error is summed over examples and classes; ``mask`` (n,) zeroes
+        padding rows. Summed over batches/replicas, ``mse = 0.5 * sq / (count * C)``.
+        ``support`` optionally passes ``(images, labels)`` tensors instead of reading the
+        weights (needed inside XLA under multi-device strategies).
+        """
+        pred = self.predict_with(x, support)
+        y = tf.cast(y, pred.dtype)
+        weight = tf.ones_like(pred[:, 0]) if mask is None else tf.cast(mask, pred.dtype)
+        sq = tf.reduce_sum(tf.reduce_sum(tf.square(pred - y), axis=-1) * weight)
+        hit = tf.cast(tf.equal(tf.argmax(pred, -1), tf.argmax(y, -1)), pred.dtype)
+        return sq, tf.reduce_sum(hit * weight), tf.reduce_sum(weight)
+
+    # ------------------------------------------------------------------ keras
+    def predict_with(self, inputs, support=None):
+        """KRR prediction (n, C) for ``inputs`` of ``support`` (default: the weights)."""
+        if support is None:
+            support = (self.support_images, self.support_labels)
+        x_s, y_s = (tf.convert_to_tensor(v) for v in support)
+        k_ss = self._kernel_fn(x_s)
+        k_ts = self._kernel_fn(tf.cast(inputs, self.dtype), x_s)
+        return krr.krr_predict(k_ss, k_ts, y_s, self.reg)
+
+    def call(self, inputs):
+        """KRR prediction (n, C) of the current support set for ``inputs``."""
+        return self.predict_with(inputs)
+
+    def train_step(self, data):
+        x, y = data[0], data[1]
+        loss, accuracy, grads = self.kip_gradients(x, y)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        self.loss_tracker.update_state(loss)
+        self.accuracy_tracker.update_state(accuracy)
+        return {"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()}
+
+    def test_step(self, data):
+        x, y = data[0], data[1]
+        pred = self(x)
+        y = tf.cast(y, pred.dtype)
+        per_example = 0.5 * tf.reduce_mean(tf.square(pred - y), axis=-1)
+        hit = tf.cast(tf.equal(tf.argmax(pred, -1), tf.argmax(y, -1)), pred.dtype)
+        self.mse_tracker.update_state(per_example)
+        self.accuracy_tracker.update_state(hit)
+        return {"mse": self.mse_tracker.result(), "accuracy": self.accuracy_tracker.result()}
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.accuracy_tracker, self.mse_tracker]
+
+    def distilled(self) -> tuple[np.ndarray, np.ndarray]:
+        """The current support ``(images, labels)`` as numpy arrays."""
+        return np.asarray(self.support_images.numpy()), np.asarray(self.support_labels.numpy())
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "network": self.network.get_config(),
+            "support_images": self.support_images.numpy().tolist(),
+            "support_labels": self.support_labels.numpy().tolist(),
+            "learn_labels": self.learn_labels,
+            "kernel": self.kernel,
+            "reg": self.reg,
+            "kernel_batch_size": self.kernel_batch_size,
+            "dtype": self.dtype,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        from tfkip.kernels.spec import network_from_config
+
+        config = dict(config)
+        config["network"] = network_from_config(config["network"])
+        return cls(**config)

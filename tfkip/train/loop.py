@@ -1,0 +1,203 @@
+"""The distributed KIP custom training loop (any `tf.distribute` strategy).
+
+One host call runs ``steps_per_loop`` KIP steps inside a single `tf.function`
+(``for _ in tf.range(n)``), as TPU training needs. Per step, every replica takes its
+shard of the global class-balanced target batch (from `distribute_datasets_from_function`),
+runs the shared per-step computation `KIPModel.kip_gradients` compiled with XLA
+(``jit_compile=True``), with its loss scaled by ``1 / replicas``, and applies the
+gradients through the Keras optimizer, whose all-reduce (a sum, outside XLA) makes the
+applied gradient equal the single-device gradient of the global-batch mean loss.
+
+Evaluation (KRR on the test split) and Label Solve's accumulation over the target set
+are distributed the same way: each replica takes a tile, computes additive statistics
+(squared error, correct count; ``K_st K_ts``, ``K_st y_t``), and they are summed across
+replicas.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from tfkip.data.sampling import TargetSampler
+from tfkip.kip.label_solve import solve_labels
+from tfkip.kip.model import KIPModel
+from tfkip.train.strategy import replica_batch_size
+
+
+class KIPTrainer:
+    """Runs KIP steps, evaluation and Label Solve of a `KIPModel` under a strategy.
+
+    Args:
+      model: a `KIPModel` created under ``strategy.scope()``, compiled with an optimizer
+        (``model.compile(optimizer=...)``) or given ``optimizer``.
+      strategy: the `tf.distribute.Strategy`.
+      x_train, y_train, labels_train: the target pool (preprocessed images, label rows,
+        int classes).
+      target_batch_size: global target batch (class-balanced; divisible by replicas).
+      seed: target sampling seed; batch ``t`` depends only on ``(seed, t)``.
+      jit_compile: compile the per-replica step with XLA.
+    """
+
+    def __init__(
+        self,
+        model: KIPModel,
+        strategy: tf.distribute.Strategy,
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        labels_train: np.ndarray,
+        target_batch_size: int,
+        seed: int,
+        jit_compile: bool = True,
+    ):
+        self.model = model
+        self.strategy = strategy
+        self.replicas = strategy.num_replicas_in_sync
+        self.per_replica = replica_batch_size(target_batch_size, strategy)
+        self.sampler = TargetSampler(labels_train, y_train.shape[1], target_batch_size, seed)
+        self.x_train = np.asarray(x_train, dtype=model.dtype)
+        self.y_train = np.asarray(y_train, dtype=model.dtype)
+        self.jit_compile = jit_compile
+        scale = 1.0 / self.replicas
+        self._replica_grads = tf.function(
+            lambda x, y: model.kip_gradients(x, y, loss_scale=scale), jit_compile=jit_compile
+        )
+        self._train_loop = tf.function(self._loop)
+        self._iterator = None
+        self._iterator_step = None
+
+    # ------------------------------------------------------------------ data
+    def _dataset_fn(self, start_step: int):
+        x, y = tf.constant(self.x_train), tf.constant(self.y_train)
+        sampler, per_replica = self.sampler, self.per_replica
+
+        def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            local = context.num_replicas_in_sync // context.num_input_pipelines
+            first = context.input_pipeline_id * local
+
+            def shard(step, r):
+                idx = sampler.indices(step)
+                idx = idx[(first + r) * per_replica : (first + r + 1) * per_replica]
+                idx.set_shape([per_replica])
+                return tf.gather(x, idx), tf.gather(y, idx)
+
+            steps = tf.data.Dataset.range(start_step, 2**62)
+            ds = steps.flat_map(
+                lambda s: tf.data.Dataset.range(local).map(lambda r: shard(s, tf.cast(r, tf.int32)))
+            )
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = (
+                tf.data.experimental.AutoShardPolicy.OFF
+            )
+            return ds.with_options(options).prefetch(2)
+
+        return dataset_fn
+
+    def _iterator_at(self, step: int):
+        if self._iterator is None or self._iterator_step != step:
+            dataset = self.strategy.distribute_datasets_from_function(self._dataset_fn(step))
+            self._iterator = iter(dataset)
+        return self._iterator
+
+    # ------------------------------------------------------------------ train
+    def _replica_step(self, x, y):
+        loss, accuracy, grads = self._replica_grads(x, y)
+        self.model.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        return loss, accuracy
+
+    def _loop(self, iterator, num_steps):
+        dtype = self.model.dtype
+        total_loss = tf.constant(0.0, dtype)
+        total_acc = tf.constant(0.0, dtype)
+        for _ in tf.range(num_steps):
+            x, y = next(iterator)
+            loss, acc = self.strategy.run(self._replica_step, args=(x, y))
+            total_loss += self.strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None)
+            total_acc += self.strategy.reduce(tf.distribute.ReduceOp.MEAN, acc, axis=None)
+        n = tf.cast(num_steps, dtype)
+        return total_loss / n, total_acc / n
+
+    def train(self, start_step: int, num_steps: int) -> tuple[float, float]:
+        """Runs steps ``start_step .. start_step + num_steps - 1`` in one host call.
+
+        Returns the mean train (loss, accuracy) over those steps.
+        """
+        iterator = self._iterator_at(start_step)
+        loss, acc = self._train_loop(iterator, tf.constant(num_steps, tf.int64))
+        self._iterator_step = start_step + num_steps
+        return float(loss), float(acc)
+
+    # ---------------------------------------------------------- distributed maps
+    def _tiles(self, arrays, tile: int):
+        """Yields per-replica tiles (with a padding mask) covering ``arrays``' rows."""
+        n = arrays[0].shape[0]
+        step = tile * self.replicas
+        for start in range(0, n, step):
+
+            def value_fn(context, start=start):
+                lo = start + context.replica_id_in_sync_group * tile
+                hi = min(lo + tile, n)
+                count = max(hi - lo, 0)
+                out = []
+                for a in arrays:
+                    part = a[lo : lo + count]
+                    pad = np.zeros((tile - count,) + a.shape[1:], a.dtype)
+                    out.append(tf.constant(np.concatenate([part, pad])))
+                mask = np.zeros(tile, self.model.dtype)
+                mask[:count] = 1
+                return (*out, tf.constant(mask))
+
+            yield self.strategy.experimental_distribute_values_from_function(value_fn)
+
+    def _sum_over(self, fn, arrays, tile: int):
+        """Sums ``fn(support_images, support_labels, *tile_arrays, mask)`` over tiles/replicas."""
+        model = self.model
+        compiled = tf.function(fn, jit_compile=self.jit_compile)
+
+        def replica_fn(*values):
+            # Variables are read outside XLA and passed in: a jit-compiled function may not
+            # touch another replica's variable copy.
+            support = (tf.identity(model.support_images), tf.identity(model.support_labels))
+            return compiled(*support, *values)
+
+        run = tf.function(lambda values: self.strategy.run(replica_fn, args=values))
+        total = None
+        for values in self._tiles(arrays, tile):
+            per_replica = run(values)
+            reduced = [
+                self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None).numpy()
+                for v in tf.nest.flatten(per_replica)
+            ]
+            total = reduced if total is None else [a + b for a, b in zip(total, reduced)]
+        return total
+
+    def evaluate(self, x_test: np.ndarray, y_test: np.ndarray, tile: int = 500) -> dict[str, float]:
+        """KRR test accuracy and MSE (``0.5 mean (pred - y)^2``) of the current support."""
+        x_test = np.asarray(x_test, self.model.dtype)
+        y_test = np.asarray(y_test, self.model.dtype)
+        tile = min(tile, -(-x_test.shape[0] // self.replicas))
+        sq, correct, count = self._sum_over(
+            lambda xs, ys, x, y, m: self.model.krr_statistics(x, y, m, support=(xs, ys)),
+            (x_test, y_test),
+            tile,
+        )
+        return {
+            "test_accuracy": float(correct / count),
+            "test_mse": float(0.5 * sq / (count * y_test.shape[1])),
+        }
+
+    def label_solve(self, x_target, y_target, reg: float = 1e-6, tile: int = 1000) -> np.ndarray:
+        """Label Solve for the current support images over the whole target set."""
+        model = self.model
+        x_target = np.asarray(x_target, model.dtype)
+        y_target = np.asarray(y_target, model.dtype)
+        tile = min(tile, -(-x_target.shape[0] // self.replicas))
+
+        def statistics(x_s, y_s, x, y, mask):
+            del y_s
+            k_cs = model._kernel_fn(x, x_s) * mask[:, None]
+            return tf.matmul(k_cs, k_cs, transpose_a=True), tf.matmul(k_cs, y, transpose_a=True)
+
+        gram, rhs = self._sum_over(statistics, (x_target, y_target), tile)
+        k_ss = model._kernel_fn(tf.convert_to_tensor(model.support_images))
+        return solve_labels(k_ss, tf.constant(gram), tf.constant(rhs), reg).numpy()
