@@ -22,6 +22,9 @@ setup(
         "importlib_resources",
         "numpy",
         "absl-py",
+        # tf.summary needs it and TensorFlow 2.21 no longer installs it: the run's
+        # TensorBoard summaries (and keras.callbacks.TensorBoard) depend on it.
+        "tensorboard",
     ],
     extras_require={
         "test": ["pytest>=7", "ruff>=0.5"],

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfkip.export import _io
+from tfkip import io as _io
 from tfkip.export.metadata import DistilledMetadata
 from tfkip.export.preprocessing import load_zca_matrix
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from tfkip.export import _io
+from tfkip import io as _io
 from tfkip.export.metadata import DistilledMetadata
 
 

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfkip.export import _io, _sidecar
+from tfkip import io as _io
+from tfkip.export import _sidecar
 from tfkip.export.metadata import DistilledMetadata
 
 NPZ_FORMAT = "tfkip.kip_npz"

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from tfkip.export import _io
+from tfkip import io as _io
 from tfkip.export.metadata import DistilledMetadata, normalize_preprocessing
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tfkip.export import _io
+from tfkip import io as _io
 from tfkip.export.grid import display_fn_for, image_grid
 from tfkip.export.kip_npz import write_catalog, write_kip_npz
 from tfkip.export.metadata import DistilledMetadata

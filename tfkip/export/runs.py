@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfkip.export import _io, _sidecar
+from tfkip import io as _io
+from tfkip.export import _sidecar
 from tfkip.export.kip_npz import KNOWN_DATASETS, NPZ_FORMAT, parse_kip_filename, read_kip_npz
 from tfkip.export.metadata import DistilledMetadata, normalize_preprocessing
 from tfkip.export.preprocessing import read_preprocessing

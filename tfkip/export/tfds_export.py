@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfkip.export import _io, _sidecar
+from tfkip import io as _io
+from tfkip.export import _sidecar
 from tfkip.export.metadata import DistilledMetadata
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")

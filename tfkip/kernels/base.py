@@ -57,6 +57,12 @@ class Layer(abc.ABC):
     def __hash__(self) -> int:
         return hash((type(self).__name__, repr(self)))
 
+    def to_keras(self, width=None):
+        """The finite Keras counterpart of this layer (see `tfkip.finite.to_keras_layer`)."""
+        from tfkip.finite.build import to_keras_layer
+
+        return to_keras_layer(self, width)
+
 
 def check_std(name: str, value: float | None, allow_none: bool) -> float | None:
     if value is None:

@@ -71,6 +71,12 @@ class Network:
     def get_config(self) -> list[dict]:
         return [{"type": type(layer).__name__, **layer.get_config()} for layer in self.layers]
 
+    def finite_model(self, input_shape, width=None, seed=None):
+        """The finite `keras.Model` of this network (see `tfkip.finite.build_model`)."""
+        from tfkip.finite.build import build_model
+
+        return build_model(self, input_shape, width, seed)
+
     # ----------------------------------------------------------------- shapes
     def output_shape(self, input_shape: Sequence[int]) -> Shape:
         """Static per-example output shape for per-example ``input_shape`` (validates)."""

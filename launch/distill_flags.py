@@ -1,0 +1,68 @@
+"""absl flags describing a KIP / Label Solve run (shared by distill.py and label_solve.py)."""
+
+import math
+
+from absl import flags
+
+from tfkip import architectures
+from tfkip.train.config import DistillConfig
+
+import common_flags  # noqa: F401  (defines --strategy, --tpu, ...)
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string(
+    "dataset", "mnist_5k",
+    "Dataset: 'mnist_5k' (bundled, no download), any tensorflow-datasets image "
+    "classification name (mnist, fashion_mnist, cifar10, cifar100, svhn_cropped, ...), or "
+    "'npz:PATH' (x_train/y_train/x_test/y_test, or images/labels).",
+)
+flags.DEFINE_string("data_dir", None, "tensorflow-datasets data_dir (local path or gs://).")
+flags.DEFINE_enum(
+    "architecture", "fc", list(architectures.NAMES),
+    "Kernel architecture preset: fc, conv (3x3 convs + Flatten), convnet (paper-2 ConvNet), "
+    "convnet3, myrtle.",
+)
+flags.DEFINE_integer(
+    "depth", None,
+    "Depth: hidden layers (fc, conv), pooling blocks (convnet, convnet3) or 5/7/10 (myrtle). "
+    "Default: the preset's.",
+)
+flags.DEFINE_integer("width", 1024, "Width (matters only with --parameterization=standard).")
+flags.DEFINE_float("W_std", math.sqrt(2.0), "Weight standard deviation of every layer.")
+flags.DEFINE_float("b_std", 0.1, "Bias standard deviation of every layer.")
+flags.DEFINE_enum("parameterization", "ntk", ["ntk", "standard"], "Network parameterization.")
+flags.DEFINE_enum("activation", "relu", ["relu", "erf"], "Nonlinearity of every hidden layer.")
+flags.DEFINE_enum("kernel", "ntk", ["ntk", "nngp"], "Which infinite-width kernel to use.")
+flags.DEFINE_integer(
+    "support_per_class", 1, "Support images per class (support size = this x classes)."
+)
+flags.DEFINE_integer(
+    "target_batch_size", 1000, "Class-balanced target images per KIP step (global batch)."
+)
+flags.DEFINE_float("learning_rate", 0.04, "Adam learning rate (KIP.ipynb: 0.04).")
+flags.DEFINE_integer("steps", 500, "KIP steps; 0 writes the natural starting support set.")
+flags.DEFINE_bool("learn_labels", False, "Also learn the support labels.")
+flags.DEFINE_bool("zca", False, "ZCA-whiten the images (layer norm, relative reg --zca_reg).")
+flags.DEFINE_float("zca_reg", 0.1, "Relative ZCA regulariser.")
+flags.DEFINE_bool("augment", False, "Augment the support images in every KIP step.")
+flags.DEFINE_string(
+    "augmentations", "crop:4",
+    "With --augment: comma-separated ops flip, translate[:F], rotate[:F], crop[:P].",
+)
+flags.DEFINE_float("reg", 1e-6, "KRR ridge, relative to tr(K_ss)/n (Label Solve: reg/n).")
+flags.DEFINE_integer("seed", 0, "Seed of the support initialisation and target sampling.")
+flags.DEFINE_integer("eval_every", 100, "Steps between KRR test evaluations.")
+flags.DEFINE_enum("dtype", "float64", ["float64", "float32"], "Compute dtype (TPU: float32).")
+flags.DEFINE_string("workdir", "runs/default", "Output folder (local or gs://); resumes.")
+flags.DEFINE_integer(
+    "kernel_batch_size", None, "Compute kernels in tiles of this many images (bounded memory)."
+)
+flags.DEFINE_integer("eval_tile", 500, "Test images per replica per evaluation call.")
+
+
+def config_from_flags() -> DistillConfig:
+    """The `DistillConfig` that the flags describe."""
+    return DistillConfig(
+        **{name: FLAGS[name].value for name in DistillConfig.__dataclass_fields__}
+    )

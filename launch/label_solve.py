@@ -1,0 +1,24 @@
+r"""Label Solve: the closed-form best labels for natural class-balanced support images.
+
+  python launch/label_solve.py --dataset=mnist_5k --architecture=fc --depth=1 \
+      --support_per_class=1 --workdir=runs/label_solve
+
+metrics.jsonl gets one line with "labels": "natural" and one with "labels": "solved";
+distilled.npz holds the natural images with the solved labels. KIP-only flags (--steps,
+--learning_rate, --learn_labels, --augment, ...) are accepted and ignored.
+"""
+
+from absl import app, logging
+
+import distill_flags
+from tfkip.train.distill import run_label_solve
+
+
+def main(argv):
+    del argv
+    for record in run_label_solve(distill_flags.config_from_flags()):
+        logging.info("%s", record)
+
+
+if __name__ == "__main__":
+    app.run(main)

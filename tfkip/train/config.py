@@ -1,0 +1,122 @@
+"""Typed, documented run configurations: the only thing launch scripts pass to the library."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+# Settings that may change when a run is resumed (they do not change the distilled set).
+RESUMABLE_FIELDS = frozenset(
+    {
+        "steps",
+        "eval_every",
+        "checkpoint_every",
+        "steps_per_loop",
+        "strategy",
+        "tpu",
+        "num_cpu_devices",
+        "workdir",
+        "data_dir",
+        "eval_tile",
+        "kernel_batch_size",
+    }
+)
+
+
+@dataclasses.dataclass
+class DistillConfig:
+    """Every setting of a KIP distillation (or Label Solve) run.
+
+    Attributes:
+      dataset: 'mnist_5k' (bundled), a tensorflow-datasets name, or 'npz:PATH'.
+      data_dir: tensorflow-datasets data_dir (local or gs://).
+      architecture: preset name in `tfkip.architectures.NAMES`.
+      depth, width, W_std, b_std, parameterization, activation: the network.
+      kernel: 'ntk' or 'nngp'.
+      support_per_class: support images per class (support size = this x classes).
+      target_batch_size: class-balanced target images per KIP step.
+      learning_rate: Adam learning rate (KIP.ipynb: 0.04).
+      steps: KIP steps; 0 writes the natural starting support set.
+      learn_labels: also learn the support labels.
+      zca, zca_reg: ZCA whitening (spec 1.4) and its relative regulariser.
+      augment, augmentations: augment the support images each step, and how
+        (`tfkip.data.augment` grammar).
+      reg: trace-scaled KRR ridge (KIP) / Label Solve regulariser.
+      seed: support initialisation, target sampling and augmentation seed.
+      eval_every: steps between test evaluations (also at the start and end).
+      dtype: 'float64' (CPU/GPU) or 'float32' (TPU).
+      workdir: output folder (local or gs://); reruns resume from it.
+      strategy, tpu, num_cpu_devices: see `tfkip.train.get_strategy`.
+      steps_per_loop: KIP steps per host call (one progress line each).
+      checkpoint_every: steps between checkpoints.
+      kernel_batch_size: kernel tile size (None: untiled).
+      eval_tile: test images per replica per evaluation call.
+    """
+
+    dataset: str = "mnist_5k"
+    data_dir: str | None = None
+    architecture: str = "fc"
+    depth: int | None = None
+    width: int = 1024
+    W_std: float = math.sqrt(2.0)  # noqa: N815 (neural-tangents name)
+    b_std: float | None = 0.1
+    parameterization: str = "ntk"
+    activation: str = "relu"
+    kernel: str = "ntk"
+    support_per_class: int = 1
+    target_batch_size: int = 1000
+    learning_rate: float = 0.04
+    steps: int = 500
+    learn_labels: bool = False
+    zca: bool = False
+    zca_reg: float = 0.1
+    augment: bool = False
+    augmentations: str = "crop:4"
+    reg: float = 1e-6
+    seed: int = 0
+    eval_every: int = 100
+    dtype: str = "float64"
+    workdir: str = "runs/default"
+    strategy: str = "default"
+    tpu: str | None = None
+    num_cpu_devices: int | None = None
+    steps_per_loop: int = 50
+    checkpoint_every: int = 100
+    kernel_batch_size: int | None = None
+    eval_tile: int = 500
+
+    def __post_init__(self):
+        positive = ("support_per_class", "target_batch_size", "eval_every", "steps_per_loop",
+                    "checkpoint_every", "eval_tile", "width")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
+            raise ValueError(f"steps must be an integer >= 0. Received: steps={self.steps!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64'. Received: dtype={self.dtype!r}")
+        if self.kernel not in ("ntk", "nngp"):
+            raise ValueError(f"kernel must be 'ntk' or 'nngp'. Received: kernel={self.kernel!r}")
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
+            raise ValueError(
+                f"learning_rate must be > 0. Received: learning_rate={self.learning_rate!r}"
+            )
+        if not (isinstance(self.reg, (int, float)) and self.reg >= 0):
+            raise ValueError(f"reg must be >= 0. Received: reg={self.reg!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DistillConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown config keys {unknown}. Expected a subset of {sorted(known)}")
+        return cls(**values)
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that determine the distilled set (must match to resume)."""
+        return {k: v for k, v in self.to_dict().items() if k not in RESUMABLE_FIELDS}

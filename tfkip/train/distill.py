@@ -1,0 +1,213 @@
+"""The main jobs: KIP distillation and Label Solve, from a `DistillConfig` to a workdir.
+
+``run_distillation(config)``: prepare the data, draw the class-balanced natural support,
+build the kernel network and a `KIPModel` under the strategy, restore the latest checkpoint
+of ``config.workdir`` if any (refusing one of a different configuration), then run KIP with
+`KIPTrainer` in loops of ``steps_per_loop`` steps, evaluating every ``eval_every`` steps
+and checkpointing every ``checkpoint_every``. Target batches depend only on
+``(seed, step)``, so a run killed at any moment and rerun ends with the same distilled set.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tfkip import architectures
+from tfkip.data import class_balanced_indices, make_augmentation, prepare
+from tfkip.export.grid import image_grid
+from tfkip.kip.krr import check_finite
+from tfkip.kip.model import KIPModel
+from tfkip.train.config import DistillConfig
+from tfkip.train.loop import KIPTrainer
+from tfkip.train.strategy import get_strategy
+from tfkip.train.workdir import Workdir
+
+
+def build_network(config: DistillConfig, num_classes: int):
+    return architectures.get(
+        config.architecture,
+        config.depth,
+        width=config.width,
+        num_classes=num_classes,
+        W_std=config.W_std,
+        b_std=config.b_std,
+        parameterization=config.parameterization,
+        activation=config.activation,
+    )
+
+
+class _Run:
+    """Shared setup of both jobs: strategy, data, network, workdir, model, trainer."""
+
+    def __init__(self, config: DistillConfig, label_solve: bool = False):
+        self.config = config
+        self.strategy = get_strategy(config.strategy, config.tpu, config.num_cpu_devices)
+        self.is_chief = _is_chief(self.strategy)
+        dtype = np.float64 if config.dtype == "float64" else np.float32
+        self.data = prepare(config.dataset, config.data_dir, config.zca, config.zca_reg, dtype)
+        data = self.data
+        self.network = build_network(config, data.num_classes)
+        self.network.output_shape(data.image_shape)  # clear error if shapes do not fit
+        idx = class_balanced_indices(data.labels_train, config.support_per_class, config.seed)
+        self.support_images, self.support_labels = data.x_train[idx], data.y_train[idx]
+        self.workdir = Workdir(config.workdir if self.is_chief else _worker_dir(config.workdir))
+        full = dict(config.to_dict(), job="label_solve" if label_solve else "kip",
+                    num_classes=data.num_classes, image_shape=list(data.image_shape),
+                    support_size=len(idx), preprocessing=data.preprocessor.get_config(),
+                    network=self.network.get_config())
+        identity = dict(config.identity(), job=full["job"])
+        self.resumed = self.workdir.check_or_write_config(full, identity)
+        if self.is_chief:
+            data.preprocessor.save(self.workdir.join("preprocessing.npz"))
+        with self.strategy.scope():
+            augmenter = None
+            if config.augment and not label_solve:
+                augmenter = make_augmentation(config.augmentations, config.seed, config.dtype)
+            self.model = KIPModel(
+                self.network,
+                self.support_images,
+                self.support_labels,
+                learn_labels=config.learn_labels,
+                kernel=config.kernel,
+                reg=config.reg,
+                augmenter=augmenter,
+                kernel_batch_size=config.kernel_batch_size,
+                dtype=config.dtype,
+            )
+            self.model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+            self.model.optimizer.build(self.model.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.trainer = KIPTrainer(
+            self.model,
+            self.strategy,
+            data.x_train,
+            data.y_train,
+            data.labels_train,
+            config.target_batch_size,
+            config.seed,
+            jit_compile=augmenter is None or augmenter.xla_compatible,
+        )
+        self.writer = tf.summary.create_file_writer(self.workdir.join("tb"))
+
+    def evaluate(self, step: int, **extra) -> dict[str, Any]:
+        metrics = self.trainer.evaluate(self.data.x_test, self.data.y_test, self.config.eval_tile)
+        check_finite(metrics["test_mse"], "The KRR test prediction", step)
+        record = {"step": step, **metrics, **extra}
+        with self.writer.as_default(step=step):
+            tf.summary.scalar("test/accuracy", metrics["test_accuracy"])
+            tf.summary.scalar("test/mse", metrics["test_mse"])
+        logging.info(
+            "step %d: test accuracy %.4f, test mse %.5f",
+            step, metrics["test_accuracy"], metrics["test_mse"],
+        )
+        return record
+
+    def write_outputs(self, step: int) -> None:
+        images, labels = self.model.distilled()
+        if not self.is_chief:
+            return
+        self.workdir.write_distilled(images, labels)
+        grid = image_grid(images, labels, path=self.workdir.join("support.png"))
+        with self.writer.as_default(step=step):
+            tf.summary.image("support", grid[None] if grid.ndim == 3 else grid[None, ..., None])
+        self.writer.flush()
+
+
+def run_distillation(config: DistillConfig) -> dict[str, Any]:
+    """Runs (or resumes) KIP; returns the last metrics record. See module docstring."""
+    run = _Run(config)
+    model, step_var = run.model, run.step
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, step=step_var)
+    manager = tf.train.CheckpointManager(checkpoint, run.workdir.join("checkpoints"), max_to_keep=3)
+    handler = _preemption_handler(run.strategy, manager)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        logging.info("Resumed from %s at step %d", manager.latest_checkpoint, int(step_var))
+    step = int(step_var.numpy())
+    records = [r for r in run.workdir.read_metrics() if r.get("step", -1) < step]
+    if step == 0 or not records:
+        records.append(run.evaluate(step, train_loss=None, train_accuracy=None))
+        run.workdir.write_metrics(records) if run.is_chief else None
+    train_loss = train_acc = None
+    while step < config.steps:
+        num = min(config.steps_per_loop, config.steps - step)
+        num = min(num, _until(step, config.eval_every), _until(step, config.checkpoint_every))
+        start = time.perf_counter()
+        train_loss, train_acc = run.trainer.train(step, num)
+        seconds = time.perf_counter() - start
+        step += num
+        step_var.assign(step)
+        check_finite(train_loss, "The KIP loss", step)
+        rate = num / seconds
+        logging.info(
+            "step %d/%d: loss %.5f, accuracy %.4f, %.1f steps/s, %.0f target images/s",
+            step, config.steps, train_loss, train_acc, rate, rate * config.target_batch_size,
+        )
+        with run.writer.as_default(step=step):
+            tf.summary.scalar("train/loss", train_loss)
+            tf.summary.scalar("train/accuracy", train_acc)
+            tf.summary.scalar("learning_rate", float(model.optimizer.learning_rate.numpy()))
+            tf.summary.scalar("steps_per_second", rate)
+            tf.summary.scalar("target_images_per_second", rate * config.target_batch_size)
+        if step % config.eval_every == 0 or step == config.steps:
+            records.append(run.evaluate(step, train_loss=train_loss, train_accuracy=train_acc))
+            if run.is_chief:
+                run.workdir.write_metrics(records)
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            manager.save(checkpoint_number=step)
+            run.write_outputs(step)
+        if handler is not None:
+            handler.save_checkpoint_if_preempted()
+    run.write_outputs(step)
+    return records[-1]
+
+
+def run_label_solve(config: DistillConfig) -> list[dict[str, Any]]:
+    """Label Solve on the natural class-balanced support over the whole train split."""
+    run = _Run(config, label_solve=True)
+    natural = run.evaluate(0, labels="natural")
+    solved_labels = run.trainer.label_solve(run.data.x_train, run.data.y_train, config.reg)
+    check_finite(solved_labels, "The solved labels")
+    run.model.support_labels.assign(solved_labels)
+    solved = run.evaluate(0, labels="solved")
+    if run.is_chief:
+        run.workdir.write_metrics([natural, solved])
+    run.write_outputs(0)
+    return [natural, solved]
+
+
+def _until(step: int, every: int) -> int:
+    return every - step % every
+
+
+def _is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type in (None, "chief") or (task_type == "worker" and task_id == 0)
+
+
+def _worker_dir(workdir: str) -> str:
+    import os
+
+    config = os.environ.get("TF_CONFIG", "{}")
+    import json
+
+    task = json.loads(config).get("task", {})
+    return f"{workdir.rstrip('/')}/.worker-{task.get('type', 'worker')}-{task.get('index', 0)}"
+
+
+def _preemption_handler(strategy, manager):
+    """TensorFlow's preemption handling on TPU pods (saves a checkpoint on SIGTERM)."""
+    if not isinstance(strategy, tf.distribute.TPUStrategy):
+        return None
+    return tf.distribute.experimental.PreemptionCheckpointHandler(
+        strategy.cluster_resolver, manager
+    )
