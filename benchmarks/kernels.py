@@ -28,7 +28,10 @@ CASES = {
     "convgap3_16": ("ConvNet depth 3 + GlobalAvgPool, 16x16x3, 20 x 20", (20, 16, 16, 3)),
     "convgap3_32": ("ConvNet depth 3 + GlobalAvgPool, 32x32x3, 10 x 10", (10, 32, 32, 3)),
     "myrtle5_32": ("Myrtle5, 32x32x3, 10 x 10", (10, 32, 32, 3)),
-    "convnet_32_tiled": ("paper-2 ConvNet (pooled), 32x32x3, 40 x 40 in 10x10 tiles", (40, 32, 32, 3)),
+    "convnet_32_tiled": (
+        "paper-2 ConvNet (pooled), 32x32x3, 40 x 40 in 10x10 tiles",
+        (40, 32, 32, 3),
+    ),
     "fc3_784_2000_tiled": ("FC depth 3, 784-dim, 2000 x 2000 in 500x500 tiles", (2000, 784)),
 }
 NT_BASELINE = {  # ../shared/tools/nt-baseline/README.md, same machine type, float32
@@ -97,7 +100,9 @@ def run_case(name, repeats, dtype):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--case", choices=sorted(CASES), help="run one case, print JSON")
     parser.add_argument("--repeats", type=int, default=7, help="timed calls after warm-up (>= 5)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
@@ -105,11 +110,23 @@ def main():
     if args.case:
         print(json.dumps(run_case(args.case, args.repeats, args.dtype)))
         return
-    print(f"| case | tfkip median (s) | first call (s) | peak RSS (MB) | NT median (s) | NT RSS (MB) | speed-up |")
+    print(
+        "| case | tfkip median (s) | first call (s) | peak RSS (MB) | NT median (s) "
+        "| NT RSS (MB) | speed-up |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, (description, _) in CASES.items():
         proc = subprocess.run(
-            [sys.executable, __file__, "--case", name, "--repeats", str(args.repeats), "--dtype", args.dtype],
+            [
+                sys.executable,
+                __file__,
+                "--case",
+                name,
+                "--repeats",
+                str(args.repeats),
+                "--dtype",
+                args.dtype,
+            ],
             capture_output=True,
             text=True,
         )

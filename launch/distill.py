@@ -9,9 +9,9 @@ Writes distilled.npz, metrics.jsonl, config.json, preprocessing.npz, support.png
 checkpoints/ and tb/ (TensorBoard) into --workdir; rerunning the command resumes.
 """
 
+import distill_flags
 from absl import app, logging
 
-import distill_flags
 from tfkip.train.distill import run_distillation
 
 

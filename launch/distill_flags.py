@@ -2,29 +2,32 @@
 
 import math
 
+import common_flags  # noqa: F401  (defines --strategy, --tpu, ...)
 from absl import flags
 
 from tfkip import architectures
 from tfkip.train.config import DistillConfig
 
-import common_flags  # noqa: F401  (defines --strategy, --tpu, ...)
-
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string(
-    "dataset", "mnist_5k",
+    "dataset",
+    "mnist_5k",
     "Dataset: 'mnist_5k' (bundled, no download), any tensorflow-datasets image "
     "classification name (mnist, fashion_mnist, cifar10, cifar100, svhn_cropped, ...), or "
     "'npz:PATH' (x_train/y_train/x_test/y_test, or images/labels).",
 )
 flags.DEFINE_string("data_dir", None, "tensorflow-datasets data_dir (local path or gs://).")
 flags.DEFINE_enum(
-    "architecture", "fc", list(architectures.NAMES),
+    "architecture",
+    "fc",
+    list(architectures.NAMES),
     "Kernel architecture preset: fc, conv (3x3 convs + Flatten), convnet (paper-2 ConvNet), "
     "convnet3, myrtle.",
 )
 flags.DEFINE_integer(
-    "depth", None,
+    "depth",
+    None,
     "Depth: hidden layers (fc, conv), pooling blocks (convnet, convnet3) or 5/7/10 (myrtle). "
     "Default: the preset's.",
 )
@@ -47,7 +50,8 @@ flags.DEFINE_bool("zca", False, "ZCA-whiten the images (layer norm, relative reg
 flags.DEFINE_float("zca_reg", 0.1, "Relative ZCA regulariser.")
 flags.DEFINE_bool("augment", False, "Augment the support images in every KIP step.")
 flags.DEFINE_string(
-    "augmentations", "crop:4",
+    "augmentations",
+    "crop:4",
     "With --augment: comma-separated ops flip, translate[:F], rotate[:F], crop[:P].",
 )
 flags.DEFINE_float("reg", 1e-6, "KRR ridge, relative to tr(K_ss)/n (Label Solve: reg/n).")
@@ -63,6 +67,4 @@ flags.DEFINE_integer("eval_tile", 500, "Test images per replica per evaluation c
 
 def config_from_flags() -> DistillConfig:
     """The `DistillConfig` that the flags describe."""
-    return DistillConfig(
-        **{name: FLAGS[name].value for name in DistillConfig.__dataclass_fields__}
-    )
+    return DistillConfig(**{name: FLAGS[name].value for name in DistillConfig.__dataclass_fields__})

@@ -8,9 +8,9 @@ distilled.npz holds the natural images with the solved labels. KIP-only flags (-
 --learning_rate, --learn_labels, --augment, ...) are accepted and ignored.
 """
 
+import distill_flags
 from absl import app, logging
 
-import distill_flags
 from tfkip.train.distill import run_label_solve
 
 

@@ -65,7 +65,8 @@ def get(
     depth = DEFAULT_DEPTH[name] if depth is None else depth
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < (name != "fc"):
         raise ValueError(
-            f"depth must be an integer >= {int(name != 'fc')} for {name!r}. Received: depth={depth!r}"
+            f"depth must be an integer >= {int(name != 'fc')} for {name!r}. "
+            f"Received: depth={depth!r}"
         )
     if readout not in (None, "flatten", "gap"):
         raise ValueError(f"readout must be 'flatten' or 'gap'. Received: readout={readout!r}")

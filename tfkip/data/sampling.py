@@ -177,12 +177,14 @@ def target_dataset(
     y = np.asarray(y)
     if x.ndim != 4 or not np.issubdtype(x.dtype, np.floating):
         raise ValueError(
-            f"x must be preprocessed float images (N, H, W, C). Received: shape={x.shape}, dtype={x.dtype}."
+            "x must be preprocessed float images (N, H, W, C). "
+            f"Received: shape={x.shape}, dtype={x.dtype}."
         )
     if y.ndim == 2:
         if num_classes is not None and num_classes != y.shape[1]:
             raise ValueError(
-                f"num_classes={num_classes} disagrees with the label width. Received: y.shape={y.shape}."
+                f"num_classes={num_classes} disagrees with the label width. "
+                f"Received: y.shape={y.shape}."
             )
         num_classes = int(y.shape[1])
         labels = np.argmax(y, axis=1).astype(np.int64)

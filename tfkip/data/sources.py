@@ -373,7 +373,8 @@ def _stratified_test_mask(labels: np.ndarray, path: str) -> np.ndarray:
         if idx.size < 2:
             raise ValueError(
                 f"npz file {path!r}: class {int(c)} has {idx.size} image, too few to split into "
-                "train and test (need at least 2 per class), or provide x_train/y_train/x_test/y_test."
+                "train and test (need at least 2 per class), or provide "
+                "x_train/y_train/x_test/y_test."
             )
         n_test = max(1, int(idx.size * _TEST_FRACTION))
         mask[idx[-n_test:]] = True

@@ -21,7 +21,7 @@ the ``1 / fan_in`` of the next finite layer, so the finite network sees the raw 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np

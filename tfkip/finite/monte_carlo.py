@@ -56,9 +56,7 @@ def resample_weights(model: keras.Model, seed) -> None:
     """
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int32)
     index = 0
-    for layer in model._flatten_layers(include_self=False):  # noqa: SLF001 (nested models)
-        if not isinstance(layer, AffineMixin):
-            continue
+    for layer in _affine_layers(model):
         kernel_std, bias_std = layer.init_stddevs()
         for variable, std in ((layer.kernel, kernel_std), (layer.bias, bias_std)):
             if variable is None:
@@ -67,6 +65,16 @@ def resample_weights(model: keras.Model, seed) -> None:
             draw = tf.random.stateless_normal(variable.shape, sub, dtype=variable.dtype)
             variable.assign(draw * tf.cast(std, variable.dtype))
             index += 1
+
+
+def _affine_layers(model) -> list[AffineMixin]:
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, AffineMixin):
+            found.append(layer)
+        elif hasattr(layer, "layers"):  # a nested model
+            found.extend(_affine_layers(layer))
+    return found
 
 
 def monte_carlo_nngp(

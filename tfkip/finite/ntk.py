@@ -16,6 +16,7 @@ linearised network exactly below that rate.
 from __future__ import annotations
 
 import math
+import weakref
 
 import keras
 import numpy as np
@@ -24,9 +25,18 @@ import tensorflow as tf
 OUTPUTS = ("full", "trace", "reduced")
 # Keep all Jacobian tiles in memory (instead of recomputing them per tile pair) below this.
 _CACHE_FLOATS = 2.5e8
+_JACOBIANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _jacobian_fn(model: keras.Model, reduced: bool):
+    """A `tf.function` ``x (b, ...) -> (b, C or 1, P)``, cached per model (no retracing)."""
+    per_model = _JACOBIANS.setdefault(model, {})
+    if reduced not in per_model:
+        per_model[reduced] = _make_jacobian_fn(model, reduced)
+    return per_model[reduced]
+
+
+def _make_jacobian_fn(model: keras.Model, reduced: bool):
     variables = list(model.trainable_variables)
 
     @tf.function
@@ -74,7 +84,9 @@ def empirical_ntk(
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}. Received: output={output!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+        raise ValueError(
+            f"batch_size must be a positive integer. Received: batch_size={batch_size!r}"
+        )
     dtype = model.inputs[0].dtype if getattr(model, "inputs", None) else "float32"
     x1 = tf.convert_to_tensor(np.asarray(x1), dtype=dtype)
     same = x2 is None

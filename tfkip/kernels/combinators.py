@@ -10,7 +10,7 @@ pay O((H W)^2).
 from __future__ import annotations
 
 import collections
-from typing import Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 
@@ -270,9 +270,7 @@ def _dense(value, like):
 def _input_shape(per_example_shape) -> Shape:
     dims = [int(d) if d is not None else None for d in per_example_shape]
     if any(d is None for d in dims):
-        raise ValueError(
-            f"Inputs need a fully known per-example shape. Received: shape={dims}"
-        )
+        raise ValueError(f"Inputs need a fully known per-example shape. Received: shape={dims}")
     if len(dims) == 1:
         return Shape((), dims[0])
     if len(dims) == 3:
@@ -294,7 +292,9 @@ def _as_float_tensor(name: str, x) -> tf.Tensor:
             )
         x = tf.convert_to_tensor(arr)
     elif x.dtype not in (tf.float32, tf.float64):
-        raise ValueError(f"{name} must be float32 or float64. Received: {name}.dtype={x.dtype.name}")
+        raise ValueError(
+            f"{name} must be float32 or float64. Received: {name}.dtype={x.dtype.name}"
+        )
     if x.shape.rank is None or x.shape.rank < 2:
         raise ValueError(
             f"{name} must be a batch of examples of rank >= 2. Received: {name}.shape={x.shape}"

@@ -77,7 +77,9 @@ class Kernel:
 
     def map_linear(self, fn) -> Kernel:
         """Applies a linear map ``fn`` (acting on trailing axes) to nngp and ntk."""
-        return self.replace(nngp=fn(self.nngp), ntk=fn(self.ntk) if is_tensor(self.ntk) else self.ntk)
+        return self.replace(
+            nngp=fn(self.nngp), ntk=fn(self.ntk) if is_tensor(self.ntk) else self.ntk
+        )
 
 
 def is_tensor(x) -> bool:

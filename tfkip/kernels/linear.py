@@ -16,7 +16,8 @@ Under 'ntk' the widths ``out_dim``/``out_chan`` do not change the kernels; under
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import tensorflow as tf
 

@@ -20,7 +20,9 @@ import tensorflow as tf
 
 def _check_batch_size(batch_size) -> tuple[int, int]:
     sizes = (batch_size, batch_size) if isinstance(batch_size, int) else tuple(batch_size)
-    if len(sizes) != 2 or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes):
+    if len(sizes) != 2 or any(
+        isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes
+    ):
         raise ValueError(
             "batch_size must be a positive int or a pair of them. "
             f"Received: batch_size={batch_size!r}"

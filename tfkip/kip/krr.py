@@ -27,7 +27,9 @@ def regularized(k_ss: tf.Tensor, reg: float, trace_scaled: bool = True) -> tf.Te
     """``K_ss + lam I`` with ``lam = reg * tr(K_ss)/n`` (trace-scaled) or ``reg / n``."""
     n = tf.cast(tf.shape(k_ss)[0], k_ss.dtype)
     scale = tf.linalg.trace(k_ss) / n if trace_scaled else 1.0 / n
-    return k_ss + tf.abs(tf.cast(reg, k_ss.dtype)) * scale * tf.eye(tf.shape(k_ss)[0], dtype=k_ss.dtype)
+    return k_ss + tf.abs(tf.cast(reg, k_ss.dtype)) * scale * tf.eye(
+        tf.shape(k_ss)[0], dtype=k_ss.dtype
+    )
 
 
 def cholesky_with_retry(matrix: tf.Tensor) -> tf.Tensor:

@@ -32,7 +32,13 @@ def support_kernel(kernel_fn, x_support, kernel: str = "ntk", batch_size=None) -
 
 
 def kip_predict(
-    kernel_fn, x_support, y_support, x_target, reg: float = 1e-6, kernel: str = "ntk", batch_size=None
+    kernel_fn,
+    x_support,
+    y_support,
+    x_target,
+    reg: float = 1e-6,
+    kernel: str = "ntk",
+    batch_size=None,
 ) -> tf.Tensor:
     """KRR prediction of the support set on ``x_target``, shape (n_t, C)."""
     k_ss = support_kernel(kernel_fn, x_support, kernel, batch_size)

@@ -87,8 +87,15 @@ class DistillConfig:
     eval_tile: int = 500
 
     def __post_init__(self):
-        positive = ("support_per_class", "target_batch_size", "eval_every", "steps_per_loop",
-                    "checkpoint_every", "eval_tile", "width")
+        positive = (
+            "support_per_class",
+            "target_batch_size",
+            "eval_every",
+            "steps_per_loop",
+            "checkpoint_every",
+            "eval_tile",
+            "width",
+        )
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -96,7 +103,9 @@ class DistillConfig:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
             raise ValueError(f"steps must be an integer >= 0. Received: steps={self.steps!r}")
         if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64'. Received: dtype={self.dtype!r}")
+            raise ValueError(
+                f"dtype must be 'float32' or 'float64'. Received: dtype={self.dtype!r}"
+            )
         if self.kernel not in ("ntk", "nngp"):
             raise ValueError(f"kernel must be 'ntk' or 'nngp'. Received: kernel={self.kernel!r}")
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):

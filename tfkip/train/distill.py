@@ -57,10 +57,15 @@ class _Run:
         idx = class_balanced_indices(data.labels_train, config.support_per_class, config.seed)
         self.support_images, self.support_labels = data.x_train[idx], data.y_train[idx]
         self.workdir = Workdir(config.workdir if self.is_chief else _worker_dir(config.workdir))
-        full = dict(config.to_dict(), job="label_solve" if label_solve else "kip",
-                    num_classes=data.num_classes, image_shape=list(data.image_shape),
-                    support_size=len(idx), preprocessing=data.preprocessor.get_config(),
-                    network=self.network.get_config())
+        full = dict(
+            config.to_dict(),
+            job="label_solve" if label_solve else "kip",
+            num_classes=data.num_classes,
+            image_shape=list(data.image_shape),
+            support_size=len(idx),
+            preprocessing=data.preprocessor.get_config(),
+            network=self.network.get_config(),
+        )
         identity = dict(config.identity(), job=full["job"])
         self.resumed = self.workdir.check_or_write_config(full, identity)
         if self.is_chief:
@@ -104,7 +109,9 @@ class _Run:
             tf.summary.scalar("test/mse", metrics["test_mse"])
         logging.info(
             "step %d: test accuracy %.4f, test mse %.5f",
-            step, metrics["test_accuracy"], metrics["test_mse"],
+            step,
+            metrics["test_accuracy"],
+            metrics["test_mse"],
         )
         return record
 
@@ -147,7 +154,12 @@ def run_distillation(config: DistillConfig) -> dict[str, Any]:
         rate = num / seconds
         logging.info(
             "step %d/%d: loss %.5f, accuracy %.4f, %.1f steps/s, %.0f target images/s",
-            step, config.steps, train_loss, train_acc, rate, rate * config.target_batch_size,
+            step,
+            config.steps,
+            train_loss,
+            train_acc,
+            rate,
+            rate * config.target_batch_size,
         )
         with run.writer.as_default(step=step):
             tf.summary.scalar("train/loss", train_loss)

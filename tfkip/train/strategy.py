@@ -29,7 +29,8 @@ def configure_cpu_devices(num_cpu_devices: int) -> None:
     """Splits the first physical CPU into ``num_cpu_devices`` logical devices."""
     if isinstance(num_cpu_devices, bool) or not isinstance(num_cpu_devices, int):
         raise ValueError(
-            f"num_cpu_devices must be a positive integer. Received: num_cpu_devices={num_cpu_devices!r}"
+            "num_cpu_devices must be a positive integer. "
+            f"Received: num_cpu_devices={num_cpu_devices!r}"
         )
     if num_cpu_devices < 1:
         raise ValueError(
@@ -71,7 +72,9 @@ def get_strategy(
     1
     """
     if name not in STRATEGIES:
-        raise ValueError(f"Unknown strategy. Expected one of {STRATEGIES}. Received: strategy={name!r}")
+        raise ValueError(
+            f"Unknown strategy. Expected one of {STRATEGIES}. Received: strategy={name!r}"
+        )
     if num_cpu_devices is not None:
         configure_cpu_devices(num_cpu_devices)
     if name == "default":

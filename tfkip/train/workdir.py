@@ -82,7 +82,9 @@ class Workdir:
 
     # ------------------------------------------------------------ outputs
     def write_distilled(self, images: np.ndarray, labels: np.ndarray) -> None:
-        io.atomic_write_bytes(self.join("distilled.npz"), io.npz_bytes(images=images, labels=labels))
+        io.atomic_write_bytes(
+            self.join("distilled.npz"), io.npz_bytes(images=images, labels=labels)
+        )
 
 
 def _normalise(value):
