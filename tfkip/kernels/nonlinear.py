@@ -81,7 +81,7 @@ class Relu(_Pointwise):
         dtype = c.dtype
         s = safe_sqrt(v1 * v2 - c * c)
         if same is not None:
-            s = tf.where(same, tf.zeros_like(s), s)
+            s = tf.where(same, tf.constant(0.0, s.dtype), s)
         theta = angle(s, c)
         pi = tf.constant(math.pi, dtype)
         inv_2pi = tf.constant(0.5 / math.pi, dtype)
