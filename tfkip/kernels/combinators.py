@@ -217,7 +217,9 @@ class Network:
             if layout == Layout.DIAG and b is None:
                 nngp = tf.reshape(tf.reduce_sum(a * a, -1), [-1, h, w])
             elif layout == Layout.DIAG:
-                nngp = tf.einsum("apc,bpc->abp", a, b)
+                # A few input channels: a broadcast multiply-add, not a batched matmul
+                # over positions (hundreds of tiny matmuls).
+                nngp = tf.reduce_sum(a[:, None] * b[None], axis=-1)
                 nngp = tf.reshape(nngp, tf.concat([tf.shape(nngp)[:2], [h, w]], 0))
             elif b is None:
                 nngp = tf.reshape(tf.matmul(a, a, transpose_b=True), [-1, h, w, h, w])
