@@ -23,14 +23,15 @@ class AvgPool(Layer):
 
     Args:
       window_shape: ``(wh, ww)``.
-      strides: ``(sh, sw)``; default: the window shape.
+      strides: ``(sh, sw)``; default ``(1, 1)``, as in neural-tangents (pass
+        ``strides=window_shape`` for non-overlapping windows).
       padding: 'VALID' or 'SAME' (zero padding, always divided by the window size, as
         neural-tangents' ``normalize_edges=False``).
     """
 
     def __init__(self, window_shape, strides=None, padding: str = "VALID"):
         self.window_shape = check_window("window_shape", window_shape)
-        self.strides = check_window("strides", self.window_shape if strides is None else strides)
+        self.strides = check_window("strides", (1, 1) if strides is None else strides)
         self.padding = check_padding(padding)
 
     def _geometry(self, shape: Shape):

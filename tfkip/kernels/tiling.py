@@ -19,7 +19,12 @@ import tensorflow as tf
 
 
 def _check_batch_size(batch_size) -> tuple[int, int]:
-    sizes = (batch_size, batch_size) if isinstance(batch_size, int) else tuple(batch_size)
+    if isinstance(batch_size, int):
+        sizes = (batch_size, batch_size)
+    elif isinstance(batch_size, (tuple, list)):
+        sizes = tuple(batch_size)
+    else:
+        sizes = ()
     if len(sizes) != 2 or any(
         isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes
     ):
@@ -71,6 +76,8 @@ def tiled(network, x1: tf.Tensor, x2: tf.Tensor | None, gets: tuple[str, ...], b
     n1, n2 = x1.shape[0], x2_.shape[0]
     if n1 is None or n2 is None:
         raise ValueError("Tiled kernels need a static number of inputs (x.shape[0]).")
+    if n1 == 0 or n2 == 0:
+        return network._compute(x1, x2, gets)
     b1, b2 = min(b1, n1), min(b2, n2)
     if same_inputs:
         b1 = b2 = min(b1, b2)  # square tiles: diagonal tiles pair identical rows
