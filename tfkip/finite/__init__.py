@@ -14,6 +14,7 @@
 """
 
 from tfkip.finite.build import build_model, to_keras_layer
+from tfkip.finite.config import TrainConfig
 from tfkip.finite.conv import NTKConv
 from tfkip.finite.dense import NTKDense
 from tfkip.finite.erf import Erf
@@ -25,18 +26,28 @@ from tfkip.finite.monte_carlo import (
 )
 from tfkip.finite.ntk import empirical_ntk, max_learning_rate
 from tfkip.finite.pooling import ZeroPaddedAveragePooling2D
+from tfkip.finite.train import L2Regularized, half_mse, train, train_on_arrays
+from tfkip.finite.transfer_data import TransferData, check_compatible, load_transfer_data
 
 __all__ = [
     "Erf",
+    "L2Regularized",
+    "TrainConfig",
+    "TransferData",
     "MonteCarloKernel",
     "NTKConv",
     "NTKDense",
     "ZeroPaddedAveragePooling2D",
     "build_model",
+    "check_compatible",
     "empirical_ntk",
     "gaussian_standard_error",
+    "half_mse",
+    "load_transfer_data",
     "max_learning_rate",
     "monte_carlo_nngp",
     "resample_weights",
     "to_keras_layer",
+    "train",
+    "train_on_arrays",
 ]

@@ -3,8 +3,8 @@
 With ``fan_in`` the number of inputs summed into one output (Dense: input features;
 Conv: ``C_in * fh * fw``), W the kernel and b the bias:
 
-* ``'ntk'``:      ``W, b ~ N(0, 1)``;                         ``y = W_std / sqrt(fan_in) * (x W) + b_std * b``
-* ``'standard'``: ``W ~ N(0, W_std^2 / fan_in)``, ``b ~ N(0, b_std^2)``;  ``y = x W + b``
+* ``'ntk'``: ``W, b ~ N(0, 1)``; ``y = W_std / sqrt(fan_in) * (x W) + b_std * b``
+* ``'standard'``: ``W ~ N(0, W_std^2 / fan_in)``, ``b ~ N(0, b_std^2)``; ``y = x W + b``
 
 Both give the same function distribution at initialisation, hence the same NNGP (Lee et
 al. 2018); they differ in the gradient scale and hence in the NTK (Jacot et al. 2018;

@@ -34,7 +34,9 @@ class ZeroPaddedAveragePooling2D(keras.layers.Layer):
 
     >>> x = np.ones((1, 3, 3, 1), "float32")
     >>> ZeroPaddedAveragePooling2D(2, 1, "SAME")(x)[0, :, :, 0].numpy()
-    array([[1.  , 0.5 , ...
+    array([[1.  , 1.  , 0.5 ],
+           [1.  , 1.  , 0.5 ],
+           [0.5 , 0.5 , 0.25]], dtype=float32)
     """
 
     def __init__(self, pool_size, strides=None, padding: str = "VALID", **kwargs):

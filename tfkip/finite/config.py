@@ -1,0 +1,157 @@
+"""`TrainConfig`: the finite-network transfer recipe, typed (spec §4, ``kip/nn_training``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from tfkip import architectures
+from tfkip.kernels.base import check_parameterization, check_std
+
+LOSSES = ("mse", "xent")
+
+
+def canonical_architecture(name: str) -> str:
+    """``'ConvNet'`` / ``'FC'`` / ``'myrtle5'``... -> a `tfkip.architectures` name."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"architecture must be a non-empty string. Received: {name!r}")
+    lowered = name.strip().lower()
+    if lowered.startswith("myrtle"):
+        return "myrtle"
+    if lowered not in architectures.NAMES:
+        raise ValueError(
+            f"Unknown architecture. Expected one of {architectures.NAMES} (any case). "
+            f"Received: architecture={name!r}"
+        )
+    return lowered
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Settings of one finite-network training run; defaults are the reference's.
+
+    Data:
+      distilled: a distill workdir or an ``.npz`` with ``images``/``labels`` (only for
+        `tfkip.finite.train`; `train_on_arrays` takes arrays).
+      dataset, data_dir: the test split's source (default: the run's ``config.json``).
+    Network (`tfkip.architectures.get`):
+      architecture, depth: default: the run's ``config.json`` (else 'convnet', preset depth).
+      width: hidden width/channels (reference: 1024).
+      parameterization: 'standard' (reference) or 'ntk'.
+      W_std, b_std, activation, readout: as in `tfkip.architectures.get`.
+      center: train the centred network ``f(x; theta) - f(x; theta_0)`` (a frozen copy of
+        the initial network subtracted), which removes the random initial function
+        from the predictions. Not in the reference recipe (off by default); see the
+        RFAD ``--centering`` discussion in spec §7 and Lee et al. 2020 (arXiv 2007.15801).
+    Recipe:
+      loss: 'mse' (0.5 mean squared error on the centred labels) or 'xent' (softmax
+        cross-entropy on the argmax one-hot labels).
+      l2: lambda of the penalty ``0.5 * lambda * sum(theta^2)`` over all parameters.
+      steps, batch_size: SGD steps; batch (the whole set if it has fewer images).
+      learning_rate: lr0 of the cosine decay; None for the empirical-NTK estimate
+        ``max_lr_factor * 2 y_train_size / lambda_max`` on ``ntk_num_inputs`` held-out
+        training images (Jacobian tiles of ``ntk_batch_size``).
+      momentum: SGD momentum.
+      seed: initialisation and shuffling seed.
+      eval_batch_size: test-set batch.
+    Execution:
+      workdir: where ``metrics.json``, ``model.keras`` and ``tb/`` go (None: nothing written).
+      steps_per_loop: training steps per compiled call (Keras ``steps_per_execution``).
+      checkpoint_every: steps per Keras epoch; at each epoch end the run backs up to
+        ``workdir/backup`` (resumed automatically) and TensorBoard logs. 0: one epoch.
+      verbose: Keras ``fit`` verbosity (progress bar = 1).
+    """
+
+    distilled: str | None = None
+    dataset: str | None = None
+    data_dir: str | None = None
+    architecture: str | None = None
+    depth: int | None = None
+    width: int = 1024
+    parameterization: str = "standard"
+    W_std: float = math.sqrt(2.0)  # noqa: N815 (neural-tangents argument name)
+    b_std: float | None = 0.1
+    activation: str = "relu"
+    readout: str | None = None
+    center: bool = False
+    loss: str = "mse"
+    l2: float = 1e-3
+    steps: int = 5000
+    batch_size: int = 100
+    learning_rate: float | None = None
+    max_lr_factor: float = 1.0
+    ntk_num_inputs: int = 50
+    ntk_batch_size: int = 10
+    momentum: float = 0.9
+    seed: int = 0
+    eval_batch_size: int = 100
+    workdir: str | None = None
+    steps_per_loop: int = 1
+    checkpoint_every: int = 0
+    verbose: int | str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.architecture is not None:
+            self.architecture = canonical_architecture(self.architecture)
+        for name in ("width", "steps", "batch_size", "ntk_num_inputs", "ntk_batch_size"):
+            _positive_int(name, getattr(self, name))
+        _positive_int("eval_batch_size", self.eval_batch_size)
+        _positive_int("steps_per_loop", self.steps_per_loop)
+        if self.depth is not None and (
+            isinstance(self.depth, bool) or not isinstance(self.depth, int) or self.depth < 0
+        ):
+            raise ValueError(
+                f"depth must be None or an integer >= 0. Received: depth={self.depth!r}"
+            )
+        check_parameterization(self.parameterization)
+        if not isinstance(self.center, bool):
+            raise ValueError(f"center must be a bool. Received: center={self.center!r}")
+        check_std("W_std", self.W_std, allow_none=False)
+        check_std("b_std", self.b_std, allow_none=True)
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}. Received: loss={self.loss!r}")
+        for name in ("l2", "momentum"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0. Received: {name}={value!r}")
+        if self.momentum >= 1:
+            raise ValueError(f"momentum must be < 1. Received: momentum={self.momentum!r}")
+        for name in ("learning_rate", "max_lr_factor"):
+            value = getattr(self, name)
+            if value is None and name == "learning_rate":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a number > 0. Received: {name}={value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0. Received: seed={self.seed!r}")
+        ce = self.checkpoint_every
+        if isinstance(ce, bool) or not isinstance(ce, int) or ce < 0:
+            raise ValueError(f"checkpoint_every must be an integer >= 0. Received: {ce!r}")
+        if ce and self.steps % ce:
+            raise ValueError(
+                f"steps must be a multiple of checkpoint_every (each Keras epoch is "
+                f"checkpoint_every steps). Received: steps={self.steps}, checkpoint_every={ce}"
+            )
+
+    def network(self, num_classes: int):
+        """The kernel spec of the finite network (`tfkip.architectures.get`)."""
+        return architectures.get(
+            self.architecture or "convnet",
+            self.depth,
+            width=self.width,
+            num_classes=num_classes,
+            W_std=self.W_std,
+            b_std=self.b_std,
+            parameterization=self.parameterization,
+            activation=self.activation,
+            readout=self.readout,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")

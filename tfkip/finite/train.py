@@ -1,0 +1,419 @@
+"""Training a finite network on a (distilled) support set: the reference transfer recipe.
+
+``kip/nn_training.ipynb`` (spec §4), with `keras.Model.fit`:
+
+* loss ``0.5 * mean((f(x) - y)^2)`` on the centred labels (or softmax cross-entropy on
+  the argmax one-hot labels), plus ``0.5 * l2 * sum(theta^2)`` over all parameters;
+* `keras.optimizers.SGD` with momentum 0.9 on a `keras.optimizers.schedules.CosineDecay`
+  from ``lr0`` to 0 over ``steps``;
+* ``lr0`` from the empirical NTK of the initial network (`max_learning_rate`) unless given;
+* batches of ``batch_size`` (the whole set when smaller), reshuffled every epoch with
+  the run's seed;
+* test accuracy / loss on the real test split in the distilled images' space.
+
+Optionally (``center=True``, not in the reference) the network trained is the centred
+``f(x; theta) - f(x; theta_0)``, which removes the random initial function from the
+predictions; with 10 images this noise otherwise dominates the test predictions.
+
+The model is built, compiled and fitted inside ``strategy.scope()``, so any
+`tfkip.train.get_strategy` strategy runs it (Keras scales the per-replica loss so the
+summed gradients equal the global-batch mean, and the L2 term counts once).
+
+>>> from tfkip.finite import TrainConfig, train
+>>> metrics = train(TrainConfig(distilled="/tmp/kip_run", workdir="/tmp/fin"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+import uuid
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tfkip.finite.build import build_model
+from tfkip.finite.config import TrainConfig, canonical_architecture
+from tfkip.finite.ntk import max_learning_rate
+from tfkip.finite.transfer_data import load_transfer_data
+from tfkip.train.strategy import replica_batch_size
+
+METRICS_FILE = "metrics.json"
+_MWMS = tf.distribute.MultiWorkerMirroredStrategy
+MODEL_FILE = "model.keras"
+
+
+@keras.saving.register_keras_serializable(package="tfkip")
+def half_mse(y_true, y_pred):
+    """``0.5 * mean((y_pred - y_true)^2)`` over the last axis (the reference's MSE)."""
+    return 0.5 * keras.ops.mean(keras.ops.square(y_pred - y_true), axis=-1)
+
+
+class L2Regularized(keras.Model):
+    """Wraps a network and adds ``0.5 * l2 * sum(theta^2)`` over all its trainable weights.
+
+    The penalty is an `add_loss` term, so `fit` adds it to the training loss and
+    `evaluate` reports it inside ``loss``; the ``raw_loss`` metric is the loss without it.
+    Save ``wrapper.network``, not the wrapper.
+    """
+
+    def __init__(self, network: keras.Model, l2: float, **kwargs):
+        super().__init__(**kwargs)
+        self.network = network
+        self.l2 = float(l2)
+
+    # Keras 3.15's fit() fails under MultiWorkerMirroredStrategy (keras-team/keras#20585):
+    # its symbolic build reduces a data batch across workers, and it reduces the scalar
+    # logs with axis=0. The two overrides below only act under that strategy.
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        strategy = self._distribute_strategy
+        if iterator is not None and isinstance(strategy, _MWMS):
+            local = strategy.experimental_local_results
+            for _, _, it in iterator:  # build from one local batch, as Keras does otherwise
+                data_batch = tf.nest.map_structure(lambda v: local(v)[0], next(it))
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def train_step(self, data):
+        return self._multi_worker_logs(super().train_step(data))
+
+    def test_step(self, data):
+        return self._multi_worker_logs(super().test_step(data))
+
+    def _multi_worker_logs(self, logs):
+        if isinstance(self.distribute_strategy, _MWMS):
+            return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
+
+    def call(self, inputs, training=False):
+        if self.l2:
+            total = sum(
+                keras.ops.sum(keras.ops.square(v)) for v in self.network.trainable_variables
+            )
+            self.add_loss(0.5 * self.l2 * total)
+        return self.network(inputs, training=training)
+
+
+class _StepTimer(keras.callbacks.Callback):
+    """Wall seconds per training step, excluding the first (compiling) execution."""
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+        self.first = None  # (time, step) after the first execution
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.first is None:
+            self.first = (time.perf_counter(), int(self.model.optimizer.iterations.numpy()))
+
+    def on_train_end(self, logs=None):
+        self.end = time.perf_counter()
+        self.steps = int(self.model.optimizer.iterations.numpy())
+
+    def seconds_per_step(self) -> float:
+        if self.first is not None and self.steps > self.first[1]:
+            return (self.end - self.first[0]) / (self.steps - self.first[1])
+        return (self.end - self.start) / max(self.steps, 1)
+
+
+def resolve_config(config: TrainConfig, run_config: dict[str, Any]) -> TrainConfig:
+    """Fills the network settings from a run's ``config.json`` when ``config`` has none.
+
+    With ``config.architecture`` None, the run's ``architecture`` and, if set there,
+    ``depth``, ``W_std``, ``b_std``, ``activation`` and ``readout`` are taken over (an
+    explicit ``config.depth`` wins); the width and parameterization stay the finite
+    network's own. ``dataset`` is taken over if unset.
+    """
+    changes: dict[str, Any] = {}
+    if config.architecture is None:
+        arch = run_config.get("architecture")
+        changes["architecture"] = canonical_architecture(arch) if arch else "convnet"
+        if config.depth is None and arch and run_config.get("depth") is not None:
+            changes["depth"] = int(run_config["depth"])
+        if arch:
+            for key in ("W_std", "b_std"):  # b_std None (no bias) is a setting too
+                if key in run_config:
+                    changes[key] = run_config[key]
+            for key in ("activation", "readout"):
+                if run_config.get(key) is not None:
+                    changes[key] = run_config[key]
+    if config.dataset is None and run_config.get("dataset"):
+        changes["dataset"] = run_config["dataset"]
+    return dataclasses.replace(config, **changes) if changes else config
+
+
+def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> dict:
+    """Trains the finite network of ``config`` on ``config.distilled``; see `train_on_arrays`.
+
+    The dataset, data_dir, architecture and depth default to the run's ``config.json``;
+    the test split is prepared as the run's was and any mismatch is refused
+    (`tfkip.finite.transfer_data.check_compatible`).
+    """
+    if not config.distilled:
+        raise ValueError("config.distilled must name a distill workdir or an .npz. Received: None")
+    data = load_transfer_data(config.distilled, config.dataset, config.data_dir)
+    config = resolve_config(config, data.run_config)
+    if config.dataset is None:
+        config = dataclasses.replace(config, dataset=data.prepared.name)
+    return train_on_arrays(
+        data.images,
+        data.labels,
+        data.prepared.x_test,
+        data.prepared.labels_test,
+        config,
+        x_ntk=data.ntk_inputs(config.ntk_num_inputs),
+        strategy=strategy,
+    )
+
+
+def train_on_arrays(
+    images: np.ndarray,
+    labels: np.ndarray,
+    x_test: np.ndarray,
+    labels_test: np.ndarray,
+    config: TrainConfig,
+    *,
+    x_ntk: np.ndarray | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+) -> dict:
+    """Trains ``config``'s finite network on ``(images, labels)`` and tests it.
+
+    Args:
+      images: ``(N, H, W, C)`` training images (preprocessed space).
+      labels: ``(N, K)`` float targets (centred one-hot or learned); for 'xent' their
+        argmax is the class.
+      x_test: ``(M, H, W, C)`` test images in the same space; labels_test: ``(M,)`` ints.
+      config: the recipe; ``config.architecture`` None means 'convnet'.
+      x_ntk: inputs of the learning-rate estimate (the first ``ntk_num_inputs`` are
+        used); default: ``images``.
+      strategy: a `tf.distribute.Strategy`; default: the current one.
+
+    Returns:
+      The metrics (also written to ``workdir/metrics.json`` with ``workdir/model.keras``,
+      by the chief only under a multi-worker strategy): ``test_accuracy``,
+      ``test_loss`` (without L2), ``test_loss_with_l2``, ``train_accuracy``,
+      ``train_loss``, ``learning_rate`` (lr0), ``learning_rate_source``,
+      ``seconds_per_step``, ``ntk_seconds``, ``num_params``, ``num_replicas``, ``config``.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    images, labels, x_test, labels_test = _check_arrays(images, labels, x_test, labels_test)
+    num_classes = labels.shape[1]
+    image_shape = tuple(images.shape[1:])
+    network = config.network(num_classes)
+    try:
+        network.output_shape(image_shape)
+    except ValueError as err:
+        raise ValueError(
+            f"Architecture {config.architecture or 'convnet'!r} (depth {config.depth}) does not "
+            f"fit images of shape {image_shape}: {err}"
+        ) from err
+    keras.utils.set_random_seed(config.seed)
+    batch = min(config.batch_size, images.shape[0])
+    replica_batch_size(batch, strategy)  # ValueError unless it divides evenly
+
+    ntk_seconds, source = 0.0, "given"
+    lr0 = config.learning_rate
+    if lr0 is None:
+        x_lr = (images if x_ntk is None else np.asarray(x_ntk, np.float32))[: config.ntk_num_inputs]
+        start = time.perf_counter()
+        probe = build_model(network, image_shape, config.width, config.seed)
+        lr0 = config.max_lr_factor * max_learning_rate(
+            probe, x_lr, batch_size=config.ntk_batch_size
+        )
+        ntk_seconds, source = time.perf_counter() - start, "ntk_estimate"
+        del probe
+        logging.info("Empirical-NTK learning rate: %.6g (%.1f s)", lr0, ntk_seconds)
+
+    if config.loss == "mse":
+        targets, test_targets = labels, _centred(labels_test, num_classes)
+        loss_fn = half_mse
+    else:
+        targets = np.eye(num_classes, dtype=np.float32)[np.argmax(labels, axis=1)]
+        test_targets = np.eye(num_classes, dtype=np.float32)[labels_test]
+        loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True)
+
+    steps_per_execution = config.steps_per_loop
+    if isinstance(strategy, _MWMS) and steps_per_execution > 1:
+        # Keras 3.15's multi-step loop fails to run under this strategy ("You must feed a
+        # value for placeholder tensor"); one step per call works.
+        logging.warning(
+            "steps_per_loop=%d -> 1 under MultiWorkerMirroredStrategy.", steps_per_execution
+        )
+        steps_per_execution = 1
+    with strategy.scope():
+        model = build_model(network, image_shape, config.width, config.seed, name="finite")
+        if config.center:
+            model = _centered(model, network, image_shape, config)
+        wrapper = L2Regularized(model, config.l2)
+        schedule = keras.optimizers.schedules.CosineDecay(lr0, config.steps)
+        wrapper.compile(
+            optimizer=keras.optimizers.SGD(schedule, momentum=config.momentum),
+            loss=loss_fn,
+            metrics=[
+                keras.metrics.CategoricalAccuracy(name="accuracy"),
+                keras.metrics.MeanMetricWrapper(_raw_loss(config.loss), name="raw_loss"),
+            ],
+            steps_per_execution=steps_per_execution,
+        )
+        wrapper(images[:1])  # build (BackupAndRestore needs a built model)
+
+    train_ds = (
+        tf.data.Dataset.from_tensor_slices((images, targets))
+        .shuffle(images.shape[0], seed=config.seed, reshuffle_each_iteration=True)
+        .repeat()
+        .batch(batch, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    timer = _StepTimer()
+    callbacks: list[keras.callbacks.Callback] = [timer]
+    chief = _is_chief(strategy)
+    if config.workdir:
+        # Non-chief workers (multi-worker) log and back up into their own scratch folder.
+        logdir = config.workdir if chief else _worker_dir(config.workdir)
+        tf.io.gfile.makedirs(logdir)
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(logdir, "tb"), write_graph=False))
+        if config.checkpoint_every:
+            callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(logdir, "backup")))
+    per_epoch = config.checkpoint_every or config.steps
+    history = wrapper.fit(
+        train_ds,
+        epochs=config.steps // per_epoch,
+        steps_per_epoch=per_epoch,
+        callbacks=callbacks,
+        shuffle=False,  # the dataset shuffles itself, with the run's seed
+        verbose=config.verbose,
+    )
+
+    def evaluate(x, y):
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(config.eval_batch_size)
+        return wrapper.evaluate(ds, verbose=0, return_dict=True)
+
+    test = evaluate(x_test, test_targets)
+    trained = evaluate(images, targets)
+    metrics = {
+        "test_accuracy": float(test["accuracy"]),
+        "test_loss": float(test["raw_loss"]),
+        "test_loss_with_l2": float(test["loss"]),
+        "train_accuracy": float(trained["accuracy"]),
+        "train_loss": float(trained["raw_loss"]),
+        "learning_rate": float(lr0),
+        "learning_rate_source": source,
+        "ntk_seconds": ntk_seconds,
+        "seconds_per_step": timer.seconds_per_step(),
+        "steps": int(wrapper.optimizer.iterations.numpy()),
+        "batch_size": batch,
+        "num_train_images": int(images.shape[0]),
+        "num_test_images": int(x_test.shape[0]),
+        "num_params": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
+        "num_replicas": int(strategy.num_replicas_in_sync),
+        "final_train_loss_with_l2": float(history.history["loss"][-1]),
+        "config": config.to_dict(),
+    }
+    if config.workdir and chief:
+        _save_model(model, os.path.join(config.workdir, MODEL_FILE))
+        _write_json(os.path.join(config.workdir, METRICS_FILE), metrics)
+    return metrics
+
+
+def _centered(model, network, image_shape, config) -> keras.Model:
+    """``x -> model(x) - initial(x)`` with ``initial`` a frozen copy of ``model`` now."""
+    initial = build_model(network, image_shape, config.width, config.seed, name="initial")
+    initial.set_weights(model.get_weights())
+    initial.trainable = False
+    inputs = keras.Input(image_shape, name="images")
+    outputs = keras.layers.Subtract(name="centered")([model(inputs), initial(inputs)])
+    return keras.Model(inputs, outputs, name="finite_centered")
+
+
+def _is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type in (None, "chief") or (task_type == "worker" and task_id == 0)
+
+
+def _worker_dir(workdir: str) -> str:
+    task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {})
+    return os.path.join(workdir, f".worker-{task.get('type', 'worker')}-{task.get('index', 0)}")
+
+
+def _raw_loss(loss: str):
+    if loss == "mse":
+        return half_mse
+
+    def xent(y_true, y_pred):
+        return keras.losses.categorical_crossentropy(y_true, y_pred, from_logits=True)
+
+    return xent
+
+
+def _centred(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    out = np.full((labels.shape[0], num_classes), -1.0 / num_classes, np.float32)
+    out[np.arange(labels.shape[0]), labels] += 1.0
+    return out
+
+
+def _check_arrays(images, labels, x_test, labels_test):
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    x_test = np.asarray(x_test)
+    labels_test = np.asarray(labels_test)
+    if images.ndim not in (2, 4) or not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(
+            "images must be float (N, H, W, C) images or (N, d) vectors. "
+            f"Received: images.shape={images.shape}, dtype={images.dtype}"
+        )
+    if labels.ndim != 2 or labels.shape[0] != images.shape[0] or labels.shape[1] < 2:
+        raise ValueError(
+            f"labels must be (N, num_classes) with N = {images.shape[0]} and >= 2 classes. "
+            f"Received: labels.shape={labels.shape}"
+        )
+    if x_test.shape[1:] != images.shape[1:]:
+        raise ValueError(
+            f"Test images must have the training images' shape {images.shape[1:]}. "
+            f"Received: x_test.shape={x_test.shape}"
+        )
+    if (
+        labels_test.shape != (x_test.shape[0],)
+        or not np.issubdtype(labels_test.dtype, np.integer)
+        or labels_test.min() < 0
+        or labels_test.max() >= labels.shape[1]
+    ):
+        raise ValueError(
+            f"labels_test must be ({x_test.shape[0]},) class ids in [0, {labels.shape[1]}) "
+            f"(the label width). Received: labels_test.shape={labels_test.shape}, "
+            f"range=[{labels_test.min()}, {labels_test.max()}]"
+        )
+    return (
+        images.astype(np.float32),
+        labels.astype(np.float32),
+        x_test.astype(np.float32),
+        labels_test.astype(np.int64),
+    )
+
+
+def _write_json(path: str, payload: dict) -> None:
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    try:
+        with tf.io.gfile.GFile(tmp, "w") as f:
+            f.write(json.dumps(payload, indent=2, sort_keys=True))
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    finally:
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.remove(tmp)
+
+
+def _save_model(model: keras.Model, path: str) -> None:
+    tmp = f"{path[: -len('.keras')]}.tmp-{uuid.uuid4().hex}.keras"
+    try:
+        model.save(tmp)
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    finally:
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.remove(tmp)
