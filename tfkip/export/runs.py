@@ -134,6 +134,8 @@ def load_run(path: str) -> tuple[np.ndarray, np.ndarray, DistilledMetadata]:
       (mean/std/ZCA matrix; its ZCA matrix is referenced, not copied) and the last line
       of ``metrics.jsonl`` (``step``, ``test_accuracy``, ``test_mse``).
     * An ``.npz`` with a tfkip sidecar ``{path}.json``: metadata from it (checksum checked).
+    * A TFRecord export (`write_tfrecord`; its sidecar ``{path}.json`` is required):
+      records and metadata, checksum checked.
     * Any other ``.npz``: metadata from its KIP-style file name if it has one (dataset
       from a parent folder named like a TFDS dataset), else minimal
       (``dataset="unknown"``, ``architecture="unknown"``, no preprocessing).
@@ -145,6 +147,10 @@ def load_run(path: str) -> tuple[np.ndarray, np.ndarray, DistilledMetadata]:
     """
     if tf.io.gfile.isdir(path):
         return _load_workdir(path)
+    if not path.endswith(".npz") and tf.io.gfile.exists(path + ".json"):
+        from tfkip.export.tfrecord import read_tfrecord_arrays
+
+        return read_tfrecord_arrays(path)
     if not tf.io.gfile.exists(path):
         raise ValueError(
             f"Expected a distillation workdir or an .npz file. Received: path={path!r} "
