@@ -30,7 +30,7 @@ CASES = {
     "convgap3_32": ("ConvNet depth 3 + GlobalAvgPool, 32x32x3, 10 x 10", (10, 32, 32, 3)),
     "myrtle5_32": ("Myrtle5, 32x32x3, 10 x 10", (10, 32, 32, 3)),
     "convnet_32_tiled": (
-        "paper-2 ConvNet (pooled), 32x32x3, 40 x 40 in 10x10 tiles",
+        "paper-2 ConvNet (pooled), 32x32x3, 40 x 40 in 4x4 tiles",
         (40, 32, 32, 3),
     ),
     "fc3_784_2000_tiled": ("FC depth 3, 784-dim, 2000 x 2000 in 500x500 tiles", (2000, 784)),

@@ -170,12 +170,15 @@ class Conv(_Affine):
         else:  # pragma: no cover - prevented by require_spatial
             raise ValueError("Conv needs a spatial kernel.")
 
-        def linear_map(x: tf.Tensor) -> tf.Tensor:
+        groups = [
+            (axes, window, stride, (lo, hi), out)
             for axes, (out, lo, hi), window, stride in zip(
                 axis_groups, geometry, self.filter_shape, self.strides
-            ):
-                x = spatial.paired_window_sum(x, axes, window, stride, (lo, hi), out)
-            return x * tf.constant(norm, x.dtype)
+            )
+        ]
+
+        def linear_map(x: tf.Tensor) -> tf.Tensor:
+            return spatial.window_sum(x, groups) * tf.constant(norm, x.dtype)
 
         return linear_map
 
