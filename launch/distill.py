@@ -6,13 +6,25 @@ Quickstart (bundled MNIST sample, no download; a few minutes on 2 CPU cores):
       --support_per_class=1 --steps=500 --workdir=runs/quickstart
 
 Writes distilled.npz, metrics.jsonl, config.json, preprocessing.npz, support.png,
-checkpoints/ and tb/ (TensorBoard) into --workdir; rerunning the command resumes.
+checkpoints/ and tb/ (TensorBoard) into --workdir; rerunning the command resumes (also
+after SIGKILL; SIGTERM checkpoints and exits with status 143).
+
+Distributed (same results, see tests/train):
+
+  python launch/distill.py --strategy=mirrored --num_cpu_devices=2 ...   # 2 CPU replicas
+  TF_CONFIG='{"cluster": {"worker": ["host1:2222", "host2:2222"]},
+              "task": {"type": "worker", "index": 0}}' \
+      python launch/distill.py --strategy=multi_worker_mirrored --workdir=gs://... ...
+  python launch/distill.py --strategy=tpu --tpu=local --dtype=float32 \
+      --data_dir=gs://... --workdir=gs://... ...       # Cloud TPU VM: launch/cloud_tpu.md
 """
 
 import distill_flags
-from absl import app, logging
+from absl import app, flags, logging
 
 from tfkip.train.distill import run_distillation
+
+flags.adopt_module_key_flags(distill_flags)  # --help lists every flag of the run
 
 
 def main(argv):

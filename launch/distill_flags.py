@@ -9,6 +9,8 @@ from tfkip import architectures
 from tfkip.train.config import DistillConfig
 
 FLAGS = flags.FLAGS
+# A script's --help lists its key flags; launch scripts adopt these (and common_flags').
+flags.adopt_module_key_flags(common_flags)
 
 flags.DEFINE_string(
     "dataset",

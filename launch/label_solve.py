@@ -9,9 +9,11 @@ distilled.npz holds the natural images with the solved labels. KIP-only flags (-
 """
 
 import distill_flags
-from absl import app, logging
+from absl import app, flags, logging
 
 from tfkip.train.distill import run_label_solve
+
+flags.adopt_module_key_flags(distill_flags)  # --help lists every flag of the run
 
 
 def main(argv):

@@ -9,9 +9,11 @@ from tfkip.kip.krr import (
 from tfkip.kip.label_solve import label_solve, label_solve_statistics, solve_labels
 from tfkip.kip.loss import KERNELS, kip_loss, kip_predict, support_kernel
 from tfkip.kip.model import KIPModel
+from tfkip.kip.optimizer import KIPAdam
 
 __all__ = [
     "KERNELS",
+    "KIPAdam",
     "KIPModel",
     "NotPositiveDefiniteError",
     "kip_loss",

@@ -13,6 +13,7 @@ signature); the loss is differentiable w.r.t. the support images and labels.
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 
 from tfkip.kip import krr
@@ -26,8 +27,14 @@ def check_kernel(kernel: str) -> str:
     return kernel
 
 
+def as_input(x):
+    """Keras variables (e.g. a `KIPModel`'s weights) as tensors; anything else unchanged."""
+    return tf.convert_to_tensor(x) if isinstance(x, keras.Variable) else x
+
+
 def support_kernel(kernel_fn, x_support, kernel: str = "ntk", batch_size=None) -> tf.Tensor:
     """``K_ss = k(X_s, X_s)`` with an exact diagonal, shape (n_s, n_s)."""
+    x_support = as_input(x_support)
     return kernel_fn(x_support, None, get=check_kernel(kernel), batch_size=batch_size)
 
 
@@ -41,9 +48,10 @@ def kip_predict(
     batch_size=None,
 ) -> tf.Tensor:
     """KRR prediction of the support set on ``x_target``, shape (n_t, C)."""
+    x_support, y_support, x_target = (as_input(v) for v in (x_support, y_support, x_target))
     k_ss = support_kernel(kernel_fn, x_support, kernel, batch_size)
     k_ts = kernel_fn(x_target, x_support, get=kernel, batch_size=batch_size)
-    return krr.krr_predict(k_ss, k_ts, y_support, reg)
+    return krr.krr_predict(k_ss, k_ts, tf.cast(y_support, k_ss.dtype), reg)
 
 
 def kip_loss(

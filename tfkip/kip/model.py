@@ -11,6 +11,7 @@ training loop (`tfkip.train.loop`), so there is a single copy of the algorithm.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import keras
@@ -84,7 +85,12 @@ class KIPModel(keras.Model):
                 raise ValueError(f"{name} contains NaN or infinite values.")
         if isinstance(reg, bool) or not isinstance(reg, (int, float)) or not reg >= 0:
             raise ValueError(f"reg must be a number >= 0. Received: reg={reg!r}")
-        network.output_shape(images.shape[1:])  # validates the image shape for the network
+        out = network.output_shape(images.shape[1:])  # validates the image shape
+        if not out.is_flat:
+            raise ValueError(
+                "The network's output is spatial; end it with Flatten() or GlobalAvgPool() "
+                f"before the readout. Received: network={network!r}"
+            )
         self.network = network
         self.kernel = check_kernel(kernel)
         self.reg = float(reg)
@@ -187,13 +193,37 @@ class KIPModel(keras.Model):
         self.accuracy_tracker.update_state(hit)
         return {"mse": self.mse_tracker.result(), "accuracy": self.accuracy_tracker.result()}
 
+    # Keras' array data adapter casts float NumPy/tensor inputs to `keras.config.floatx()`
+    # (float32 by default), which would silently round a float64 model's targets and test
+    # images; running the Keras loops with floatx = the model's dtype keeps them exact.
+    def fit(self, *args, **kwargs):
+        with _floatx(self.dtype):
+            return super().fit(*args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        with _floatx(self.dtype):
+            return super().evaluate(*args, **kwargs)
+
+    def predict(self, *args, **kwargs):
+        with _floatx(self.dtype):
+            return super().predict(*args, **kwargs)
+
     @property
     def metrics(self):
         return [self.loss_tracker, self.accuracy_tracker, self.mse_tracker]
 
     def distilled(self) -> tuple[np.ndarray, np.ndarray]:
-        """The current support ``(images, labels)`` as numpy arrays."""
-        return np.asarray(self.support_images.numpy()), np.asarray(self.support_labels.numpy())
+        """The current support ``(images, labels)`` as numpy arrays.
+
+        Raises:
+          NotPositiveDefiniteError: if they are not finite (a failed factorisation of the
+            support kernel poisoned an update), so NaNs never reach a saved set.
+        """
+        images = np.asarray(self.support_images.numpy())
+        labels = np.asarray(self.support_labels.numpy())
+        krr.check_finite(images, "The support images")
+        krr.check_finite(labels, "The support labels")
+        return images, labels
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -214,3 +244,13 @@ class KIPModel(keras.Model):
         config = dict(config)
         config["network"] = network_from_config(config["network"])
         return cls(**config)
+
+
+@contextlib.contextmanager
+def _floatx(dtype: str):
+    previous = keras.config.floatx()
+    keras.config.set_floatx(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(previous)

@@ -6,6 +6,9 @@ import dataclasses
 import math
 from typing import Any
 
+from tfkip import architectures
+from tfkip.train.strategy import STRATEGIES
+
 # Settings that may change when a run is resumed (they do not change the distilled set).
 RESUMABLE_FIELDS = frozenset(
     {
@@ -105,6 +108,21 @@ class DistillConfig:
         if self.dtype not in ("float32", "float64"):
             raise ValueError(
                 f"dtype must be 'float32' or 'float64'. Received: dtype={self.dtype!r}"
+            )
+        if self.architecture not in architectures.NAMES:
+            raise ValueError(
+                f"Unknown architecture. Expected one of {architectures.NAMES}. "
+                f"Received: architecture={self.architecture!r}"
+            )
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"Unknown strategy. Expected one of {STRATEGIES}. "
+                f"Received: strategy={self.strategy!r}"
+            )
+        if self.strategy == "tpu" and self.dtype == "float64":
+            raise ValueError(
+                "TPUs have no float64: use dtype='float32' (--dtype=float32) with "
+                "strategy='tpu'. Received: dtype='float64'"
             )
         if self.kernel not in ("ntk", "nngp"):
             raise ValueError(f"kernel must be 'ntk' or 'nngp'. Received: kernel={self.kernel!r}")

@@ -6,26 +6,38 @@ of ``config.workdir`` if any (refusing one of a different configuration), then r
 `KIPTrainer` in loops of ``steps_per_loop`` steps, evaluating every ``eval_every`` steps
 and checkpointing every ``checkpoint_every``. Target batches depend only on
 ``(seed, step)``, so a run killed at any moment and rerun ends with the same distilled set.
+SIGTERM (a preemption notice) checkpoints at the end of the current loop and stops with
+`Preempted` (see `tfkip.train.preemption`).
+
+Multi-worker runs (``multi_worker_mirrored``): every worker reads the chief's workdir,
+which must therefore be shared (e.g. ``gs://``); only the chief writes outputs, metrics
+and summaries.
+
+``run_label_solve(config)``: the same setup, then Label Solve of the natural support over
+the whole train split, evaluated before ("natural") and after ("solved").
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfkip import architectures
+from tfkip import architectures, io
 from tfkip.data import class_balanced_indices, make_augmentation, prepare
 from tfkip.export.grid import image_grid
 from tfkip.kip.krr import check_finite
 from tfkip.kip.model import KIPModel
+from tfkip.kip.optimizer import KIPAdam
 from tfkip.train.config import DistillConfig
 from tfkip.train.loop import KIPTrainer
-from tfkip.train.strategy import get_strategy
+from tfkip.train.preemption import Preempted, TerminationWatcher
+from tfkip.train.strategy import get_strategy, set_precision_policy
 from tfkip.train.workdir import Workdir
 
 
@@ -48,6 +60,7 @@ class _Run:
     def __init__(self, config: DistillConfig, label_solve: bool = False):
         self.config = config
         self.strategy = get_strategy(config.strategy, config.tpu, config.num_cpu_devices)
+        set_precision_policy(config.dtype)
         self.is_chief = _is_chief(self.strategy)
         dtype = np.float64 if config.dtype == "float64" else np.float32
         self.data = prepare(config.dataset, config.data_dir, config.zca, config.zca_reg, dtype)
@@ -56,7 +69,14 @@ class _Run:
         self.network.output_shape(data.image_shape)  # clear error if shapes do not fit
         idx = class_balanced_indices(data.labels_train, config.support_per_class, config.seed)
         self.support_images, self.support_labels = data.x_train[idx], data.y_train[idx]
-        self.workdir = Workdir(config.workdir if self.is_chief else _worker_dir(config.workdir))
+        # Every worker reads the chief's workdir (config, metrics, checkpoints: it must be a
+        # shared path such as gs:// for multi-worker runs); only the chief writes outputs.
+        # Other workers must take part in checkpoint saves (collectives), so they save
+        # into a scratch folder of their own that is removed after each save.
+        self.workdir = Workdir(config.workdir)
+        self.checkpoint_dir = self.workdir.join("checkpoints")
+        if not self.is_chief:
+            self.checkpoint_dir = io.join(_worker_dir(config.workdir), "checkpoints")
         full = dict(
             config.to_dict(),
             job="label_solve" if label_solve else "kip",
@@ -67,7 +87,7 @@ class _Run:
             network=self.network.get_config(),
         )
         identity = dict(config.identity(), job=full["job"])
-        self.resumed = self.workdir.check_or_write_config(full, identity)
+        self.resumed = self.workdir.check_or_write_config(full, identity, write=self.is_chief)
         if self.is_chief:
             data.preprocessor.save(self.workdir.join("preprocessing.npz"))
         with self.strategy.scope():
@@ -85,7 +105,8 @@ class _Run:
                 kernel_batch_size=config.kernel_batch_size,
                 dtype=config.dtype,
             )
-            self.model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+            # The reference's Adam (epsilon on the bias-corrected sqrt(v), as in JAX).
+            self.model.compile(optimizer=KIPAdam(config.learning_rate))
             self.model.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.trainer = KIPTrainer(
@@ -98,7 +119,10 @@ class _Run:
             config.seed,
             jit_compile=augmenter is None or augmenter.xla_compatible,
         )
-        self.writer = tf.summary.create_file_writer(self.workdir.join("tb"))
+        if self.is_chief:
+            self.writer = tf.summary.create_file_writer(self.workdir.join("tb"))
+        else:
+            self.writer = tf.summary.create_noop_writer()
 
     def evaluate(self, step: int, **extra) -> dict[str, Any]:
         metrics = self.trainer.evaluate(self.data.x_test, self.data.y_test, self.config.eval_tile)
@@ -115,6 +139,27 @@ class _Run:
         )
         return record
 
+    def log_loop(self, step: int, num: int, seconds: float, loss: float, acc: float) -> None:
+        """One progress line and the train summaries of a host loop of ``num`` steps."""
+        rate = num / seconds
+        images = rate * self.config.target_batch_size
+        logging.info(
+            "step %d/%d: loss %.5f, accuracy %.4f, %.1f steps/s, %.0f target images/s",
+            step,
+            self.config.steps,
+            loss,
+            acc,
+            rate,
+            images,
+        )
+        with self.writer.as_default(step=step):
+            tf.summary.scalar("train/loss", loss)
+            tf.summary.scalar("train/accuracy", acc)
+            learning_rate = self.model.optimizer.learning_rate
+            tf.summary.scalar("learning_rate", float(learning_rate.numpy()))
+            tf.summary.scalar("steps_per_second", rate)
+            tf.summary.scalar("target_images_per_second", images)
+
     def write_outputs(self, step: int) -> None:
         images, labels = self.model.distilled()
         if not self.is_chief:
@@ -127,56 +172,70 @@ class _Run:
 
 
 def run_distillation(config: DistillConfig) -> dict[str, Any]:
-    """Runs (or resumes) KIP; returns the last metrics record. See module docstring."""
+    """Runs (or resumes) KIP; returns the last metrics record. See module docstring.
+
+    Raises:
+      Preempted: after SIGTERM, once a checkpoint at the current step is saved (rerun
+        the same configuration to resume).
+    """
     run = _Run(config)
     model, step_var = run.model, run.step
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, step=step_var)
-    manager = tf.train.CheckpointManager(checkpoint, run.workdir.join("checkpoints"), max_to_keep=3)
+    manager = tf.train.CheckpointManager(checkpoint, run.checkpoint_dir, max_to_keep=3)
     handler = _preemption_handler(run.strategy, manager)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("Resumed from %s at step %d", manager.latest_checkpoint, int(step_var))
+    latest = tf.train.latest_checkpoint(run.workdir.join("checkpoints"))  # the chief's
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        logging.info("Resumed from %s at step %d", latest, int(step_var))
     step = int(step_var.numpy())
-    records = [r for r in run.workdir.read_metrics() if r.get("step", -1) < step]
-    if step == 0 or not records:
-        records.append(run.evaluate(step, train_loss=None, train_accuracy=None))
-        run.workdir.write_metrics(records) if run.is_chief else None
-    train_loss = train_acc = None
-    while step < config.steps:
-        num = min(config.steps_per_loop, config.steps - step)
-        num = min(num, _until(step, config.eval_every), _until(step, config.checkpoint_every))
-        start = time.perf_counter()
-        train_loss, train_acc = run.trainer.train(step, num)
-        seconds = time.perf_counter() - start
-        step += num
-        step_var.assign(step)
-        check_finite(train_loss, "The KIP loss", step)
-        rate = num / seconds
-        logging.info(
-            "step %d/%d: loss %.5f, accuracy %.4f, %.1f steps/s, %.0f target images/s",
+    if step > config.steps:
+        logging.warning(
+            "The workdir's checkpoint is at step %d, beyond --steps=%d; writing it as is.",
             step,
             config.steps,
-            train_loss,
-            train_acc,
-            rate,
-            rate * config.target_batch_size,
         )
-        with run.writer.as_default(step=step):
-            tf.summary.scalar("train/loss", train_loss)
-            tf.summary.scalar("train/accuracy", train_acc)
-            tf.summary.scalar("learning_rate", float(model.optimizer.learning_rate.numpy()))
-            tf.summary.scalar("steps_per_second", rate)
-            tf.summary.scalar("target_images_per_second", rate * config.target_batch_size)
-        if step % config.eval_every == 0 or step == config.steps:
-            records.append(run.evaluate(step, train_loss=train_loss, train_accuracy=train_acc))
-            if run.is_chief:
-                run.workdir.write_metrics(records)
-        if step % config.checkpoint_every == 0 or step == config.steps:
-            manager.save(checkpoint_number=step)
-            run.write_outputs(step)
-        if handler is not None:
-            handler.save_checkpoint_if_preempted()
+    # Records up to the checkpoint's step are kept (a record at `step` was evaluated on
+    # exactly the restored support); later ones are recomputed, so none is duplicated.
+    records = [r for r in run.workdir.read_metrics() if r.get("step", -1) <= step]
+    if not records:
+        records.append(run.evaluate(step, train_loss=None, train_accuracy=None))
+        if run.is_chief:
+            run.workdir.write_metrics(records)
+
+    def save(step: int) -> None:
+        manager.save(checkpoint_number=step)
+        if not run.is_chief:
+            _remove_tree(run.checkpoint_dir)  # scratch copy of a non-chief worker
+
+    with TerminationWatcher(run.strategy) as watcher:
+        while step < config.steps:
+            num = min(config.steps_per_loop, config.steps - step)
+            num = min(num, _until(step, config.eval_every), _until(step, config.checkpoint_every))
+            start = time.perf_counter()
+            train_loss, train_acc = run.trainer.train(step, num)
+            seconds = time.perf_counter() - start
+            step += num
+            step_var.assign(step)
+            run.log_loop(step, num, seconds, train_loss, train_acc)
+            if step % config.eval_every == 0 or step == config.steps:
+                records.append(run.evaluate(step, train_loss=train_loss, train_accuracy=train_acc))
+                if run.is_chief:
+                    run.workdir.write_metrics(records)
+            saved = step % config.checkpoint_every == 0 or step == config.steps
+            if saved:
+                save(step)
+                if step < config.steps:
+                    run.write_outputs(step)
+            if handler is not None:
+                handler.save_checkpoint_if_preempted(checkpoint_number=step)
+            if step < config.steps and watcher.should_stop():
+                if not saved:
+                    save(step)
+                logging.warning("Checkpoint saved at step %d; stopping (SIGTERM).", step)
+                raise Preempted(step)
     run.write_outputs(step)
+    if not run.is_chief:
+        _remove_tree(_worker_dir(config.workdir))
     return records[-1]
 
 
@@ -207,19 +266,32 @@ def _is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 
 def _worker_dir(workdir: str) -> str:
-    import os
+    """A non-chief worker's scratch folder inside ``workdir`` (from its TF_CONFIG task)."""
+    task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {})
+    return io.join(workdir, f".worker-{task.get('type', 'worker')}-{task.get('index', 0)}")
 
-    config = os.environ.get("TF_CONFIG", "{}")
-    import json
 
-    task = json.loads(config).get("task", {})
-    return f"{workdir.rstrip('/')}/.worker-{task.get('type', 'worker')}-{task.get('index', 0)}"
+def _remove_tree(path: str) -> None:
+    if tf.io.gfile.exists(path):
+        tf.io.gfile.rmtree(path)
 
 
 def _preemption_handler(strategy, manager):
-    """TensorFlow's preemption handling on TPU pods (saves a checkpoint on SIGTERM)."""
-    if not isinstance(strategy, tf.distribute.TPUStrategy):
+    """TensorFlow's preemption handling for TPUs where it works (not on GCP).
+
+    On Cloud TPU VMs TensorFlow's handler is a logged no-op; `TerminationWatcher` covers
+    them (and every other strategy).
+    """
+    if not isinstance(strategy, tf.distribute.TPUStrategy) or _on_gcp():
         return None
     return tf.distribute.experimental.PreemptionCheckpointHandler(
         strategy.cluster_resolver, manager
     )
+
+
+def _on_gcp() -> bool:
+    try:
+        from tensorflow.python.distribute.failure_handling import failure_handling_util
+    except ImportError:  # pragma: no cover (a TensorFlow without it: assume GCP)
+        return True
+    return bool(failure_handling_util.on_gcp())

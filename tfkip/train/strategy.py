@@ -16,9 +16,22 @@ name                       strategy
 ``configure_cpu_devices(n)`` splits the host CPU into ``n`` logical devices so that
 multi-replica code runs, and is tested, on any laptop; it must run before TensorFlow
 initialises its devices (before the first op).
+
+Precision policy (`set_precision_policy`): float64 on CPU/GPU (the reference's
+``jax_enable_x64``); float32 on TPU (TPUs have no float64) with *full-precision* matmuls
+and convolutions. By default TensorFlow lets float32 matmuls/convolutions run at reduced
+precision: TensorFloat-32 on Ampere+ GPUs and, under XLA (every TPU computation and every
+``jit_compile=True`` function), ``PrecisionConfig.DEFAULT``, which on a TPU is a single
+bfloat16 pass (8 mantissa bits). The kernel recursions and the Cholesky solve of KIP need
+all 24 bits (K_ss is ill-conditioned and its ReLU diagonal already loses ~3e-4 relative in
+float32), so the policy calls ``tf.config.experimental.enable_tensor_float_32_execution(
+False)``, which makes TF's XLA lowering of MatMul/BatchMatMul/Conv emit
+``PrecisionConfig.HIGHEST`` (tf2xla ``GetPrecisionConfig``) and cuBLAS use full float32.
 """
 
 from __future__ import annotations
+
+import socket
 
 import tensorflow as tf
 
@@ -53,6 +66,22 @@ def configure_cpu_devices(num_cpu_devices: int) -> None:
             f"TensorFlow is already initialised with {current}. Configure devices before "
             f"running any TensorFlow op."
         ) from err
+
+
+def set_precision_policy(dtype: str) -> None:
+    """Applies the precision policy of the module docstring for compute ``dtype``.
+
+    ``dtype`` is 'float64' or 'float32'; in both cases float32 matmuls/convolutions are
+    made full precision (no TensorFloat-32 / bfloat16 passes), so the float32 path on
+    TPU is as exact as float32 allows.
+
+    >>> set_precision_policy("float32")
+    >>> tf.config.experimental.tensor_float_32_execution_enabled()
+    False
+    """
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64'. Received: dtype={dtype!r}")
+    tf.config.experimental.enable_tensor_float_32_execution(False)
 
 
 def get_strategy(
@@ -99,6 +128,7 @@ def _tpu_strategy(tpu: str | None) -> tf.distribute.Strategy:
     address = "local" if tpu in (None, "", "local") else tpu
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=address)
+        _check_reachable(resolver.master())
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except Exception as err:  # noqa: BLE001 (URLError, NotFoundError, ... all mean unreachable)
@@ -107,6 +137,17 @@ def _tpu_strategy(tpu: str | None) -> tf.distribute.Strategy:
             f"VM use --tpu=local; elsewhere pass the TPU name and make sure it is running."
         ) from err
     return tf.distribute.TPUStrategy(resolver)
+
+
+def _check_reachable(master: str, timeout: float = 10.0) -> None:
+    """Fails fast (instead of TensorFlow's minutes of retries) if a grpc:// TPU is down."""
+    if not master.startswith("grpc://"):
+        return  # a TPU VM's local TPU, or a resolver that already looked the name up
+    host, _, port = master[len("grpc://") :].rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as err:
+        raise ConnectionError(f"nothing answers at {master}") from err
 
 
 def replica_batch_size(global_batch_size: int, strategy: tf.distribute.Strategy) -> int:

@@ -35,10 +35,14 @@ class Workdir:
         return io.join(self.path, *parts)
 
     # ------------------------------------------------------------- config
-    def check_or_write_config(self, config: dict[str, Any], identity: dict[str, Any]) -> bool:
+    def check_or_write_config(
+        self, config: dict[str, Any], identity: dict[str, Any], write: bool = True
+    ) -> bool:
         """Writes config.json, refusing to reuse a workdir of another configuration.
 
-        Returns True if the workdir already held this run (a resume).
+        ``identity`` holds the settings that must match the existing config.json (the
+        `ConfigMismatchError` names every one that differs). ``write=False`` only checks
+        (non-chief workers). Returns True if the workdir already held this run (a resume).
         """
         path = self.join("config.json")
         resumed = False
@@ -62,7 +66,13 @@ class Workdir:
                     f"original settings."
                 )
             resumed = True
-        self.write_json("config.json", config)
+        elif tf.io.gfile.exists(self.join("checkpoints", "checkpoint")):
+            raise ConfigMismatchError(
+                f"The workdir {self.path} holds checkpoints but no config.json, so it cannot "
+                f"be checked that they belong to this configuration. Use a new --workdir."
+            )
+        if write:
+            self.write_json("config.json", config)
         return resumed
 
     def write_json(self, name: str, value: Any) -> None:

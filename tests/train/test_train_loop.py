@@ -1,0 +1,184 @@
+"""The training loop and the main jobs in this process (default strategy): XLA compilation
+of the per-replica step, strategy names, batch divisibility, refusing a workdir of another
+configuration, ``steps=0``, atomic outputs, gfile paths, precision policy."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from train_testlib import metrics
+
+from tfkip import architectures, train
+from tfkip.data import class_balanced_indices, prepare
+from tfkip.kip import KIPAdam, KIPModel
+from tfkip.train.config import DistillConfig
+from tfkip.train.distill import run_distillation
+from tfkip.train.loop import KIPTrainer
+from tfkip.train.workdir import ConfigMismatchError
+
+TINY = dict(target_batch_size=100, eval_every=2, checkpoint_every=2, steps_per_loop=2)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return prepare("mnist_5k")
+
+
+@pytest.fixture(scope="module")
+def trainer(data):
+    idx = class_balanced_indices(data.labels_train, 1, 0)
+    model = KIPModel(architectures.get("fc", 1), data.x_train[idx], data.y_train[idx])
+    model.compile(optimizer=KIPAdam(0.04))
+    model.optimizer.build(model.trainable_variables)
+    return KIPTrainer(
+        model,
+        train.get_strategy("default"),
+        data.x_train,
+        data.y_train,
+        data.labels_train,
+        100,
+        seed=0,
+    )
+
+
+def test_per_replica_step_compiles_with_xla(trainer, data):
+    assert trainer.jit_compile
+    x, y = tf.constant(data.x_train[:100]), tf.constant(data.y_train[:100])
+    hlo = trainer._replica_grads.experimental_get_compiler_ir(x, y)(stage="hlo")
+    assert "HloModule" in hlo
+    assert 'op_type="Cholesky"' in hlo  # the solve is inside the compiled program
+    assert "f64[10,28,28,1]" in hlo  # the support-image gradient is part of the program
+    loss, accuracy, grads = trainer._replica_grads(x, y)
+    assert np.isfinite(float(loss)) and grads[0].shape == (10, 28, 28, 1)
+
+
+def test_training_loop_runs_and_continues(trainer):
+    loss_a, _ = trainer.train(0, 3)
+    loss_b, _ = trainer.train(3, 3)
+    assert np.isfinite(loss_a) and np.isfinite(loss_b)
+    assert trainer.model.optimizer.iterations.numpy() == 6
+
+
+def test_bad_strategy_name():
+    with pytest.raises(ValueError, match=r"Unknown strategy.*strategy='mirored'"):
+        train.get_strategy("mirored")
+    with pytest.raises(ValueError, match=r"strategy='mirored'"):
+        DistillConfig(strategy="mirored")
+
+
+def test_unreachable_tpu_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"Cannot reach a TPU at tpu='grpc://127.0.0.1:1'"):
+        train.get_strategy("tpu", tpu="grpc://127.0.0.1:1")
+    with pytest.raises(ValueError, match="TPUs have no float64"):
+        DistillConfig(strategy="tpu", dtype="float64")
+
+
+def test_cpu_devices_cannot_be_split_after_initialisation():
+    tf.constant(1.0)  # TensorFlow is initialised
+    current = len(tf.config.list_logical_devices("CPU"))
+    with pytest.raises(ValueError, match=f"num_cpu_devices={current + 3}"):
+        train.configure_cpu_devices(current + 3)
+    with pytest.raises(ValueError, match="num_cpu_devices=0"):
+        train.configure_cpu_devices(0)
+
+
+def test_indivisible_global_batch(data):
+    three = types.SimpleNamespace(num_replicas_in_sync=3)
+    with pytest.raises(ValueError, match=r"divisible by the number of replicas \(3\).*1000"):
+        train.replica_batch_size(1000, three)
+    assert train.replica_batch_size(1200, three) == 400
+    model = KIPModel(architectures.get("fc", 1), data.x_train[:10], data.y_train[:10])
+    with pytest.raises(ValueError, match=r"replicas \(3\)"):
+        KIPTrainer(model, three, data.x_train, data.y_train, data.labels_train, 1000, 0)
+
+
+def test_workdir_of_another_configuration_is_refused(tmp_path):
+    workdir = str(tmp_path / "run")
+    run_distillation(DistillConfig(steps=0, workdir=workdir, **TINY))
+    # Settings that do not change the distilled set may change on resume.
+    run_distillation(DistillConfig(steps=2, workdir=workdir, **dict(TINY, steps_per_loop=1)))
+    assert [r["step"] for r in metrics(pathlib.Path(workdir))] == [0, 2]
+    with pytest.raises(ConfigMismatchError) as err:
+        run_distillation(
+            DistillConfig(steps=4, workdir=workdir, seed=1, learning_rate=0.01, **TINY)
+        )
+    message = str(err.value)
+    assert "learning_rate: 0.04 -> 0.01" in message and "seed: 0 -> 1" in message
+    assert "steps" not in message.split("(")[1].split(")")[0]
+    # A checkpoint without its config.json is refused too.
+    (tmp_path / "run" / "config.json").unlink()
+    with pytest.raises(ConfigMismatchError, match="no config.json"):
+        run_distillation(DistillConfig(steps=4, workdir=workdir, **TINY))
+
+
+def test_label_solve_workdir_is_not_a_kip_workdir(tmp_path):
+    from tfkip.train.distill import run_label_solve
+
+    workdir = str(tmp_path / "run")
+    run_distillation(DistillConfig(steps=0, workdir=workdir))
+    with pytest.raises(ConfigMismatchError, match="job: 'kip' -> 'label_solve'"):
+        run_label_solve(DistillConfig(workdir=workdir))
+
+
+def test_steps_0_writes_the_natural_support_and_its_evaluation(tmp_path, data):
+    workdir = tmp_path / "natural"
+    record = run_distillation(DistillConfig(steps=0, workdir=str(workdir), seed=3))
+    idx = class_balanced_indices(data.labels_train, 1, 3)
+    with np.load(workdir / "distilled.npz") as z:
+        np.testing.assert_array_equal(z["images"], data.x_train[idx])
+        np.testing.assert_array_equal(z["labels"], data.y_train[idx])
+    records = metrics(workdir)
+    assert len(records) == 1 and records[0]["step"] == 0
+    assert record["test_accuracy"] == records[0]["test_accuracy"] > 0.3
+    assert {"step", "test_accuracy", "test_mse", "train_loss"} <= set(records[0])
+    for name in ("config.json", "support.png", "preprocessing.npz", "tb"):
+        assert (workdir / name).exists(), name
+    assert json.loads((workdir / "config.json").read_text())["steps"] == 0
+
+
+def test_outputs_through_gfile_are_atomic_and_complete():
+    """An in-memory ram:// workdir behaves like gs:// (nothing may use os/open directly);
+    a run and its resume leave every output, no temporary file, and all summaries."""
+    workdir = "ram://tfkip_test/run"
+    run_distillation(DistillConfig(steps=2, workdir=workdir, **TINY))
+    record = run_distillation(DistillConfig(steps=4, workdir=workdir, **TINY))  # resumes
+    assert record["step"] == 4
+    files = [
+        tf.io.gfile.join(folder, name)[len(workdir) + 1 :]
+        for folder, _, names in tf.io.gfile.walk(workdir)
+        for name in names
+    ]
+    assert not [f for f in files if ".tmp-" in f or "_temp" in f], files
+    top = set(tf.io.gfile.listdir(workdir))
+    expected = {"config.json", "distilled.npz", "metrics.jsonl", "preprocessing.npz"}
+    assert expected | {"support.png"} <= top
+    assert tf.train.latest_checkpoint(f"{workdir}/checkpoints").endswith("ckpt-4")
+    records = [json.loads(x) for x in tf.io.gfile.GFile(f"{workdir}/metrics.jsonl").readlines()]
+    assert [r["step"] for r in records] == [0, 2, 4]
+    events = tf.io.gfile.glob(f"{workdir}/tb/events.out.tfevents.*")
+    tags = {
+        v.tag
+        for path in events
+        for e in tf.compat.v1.train.summary_iterator(path)
+        for v in e.summary.value
+    }
+    assert {
+        "train/loss",
+        "train/accuracy",
+        "test/accuracy",
+        "test/mse",
+        "learning_rate",
+        "steps_per_second",
+        "target_images_per_second",
+        "support",
+    } <= tags
+
+
+def test_precision_policy_disables_reduced_precision_matmuls(tmp_path):
+    run_distillation(DistillConfig(steps=0, workdir=str(tmp_path / "p"), dtype="float32"))
+    assert not tf.config.experimental.tensor_float_32_execution_enabled()

@@ -1,0 +1,156 @@
+"""Whole runs of ``launch/distill.py`` in subprocesses: kill-and-resume, two
+MultiWorkerMirroredStrategy workers on 127.0.0.1, and a batch that does not divide over 3
+replicas. All compare with one uninterrupted single-process run (float64, FC1, 200 steps).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import time
+
+import pytest
+from train_testlib import (
+    DISTILL,
+    SHORT_RUN,
+    distilled,
+    finish,
+    free_ports,
+    launch,
+    max_rel,
+    metrics,
+    run,
+    temp_files,
+)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("reference")
+    code, log = run(DISTILL, [*SHORT_RUN, f"--workdir={workdir}"], workdir.parent / "ref.log")
+    assert code == 0, log[-3000:]
+    return workdir
+
+
+def test_uninterrupted_run_outputs(reference):
+    out = distilled(reference)
+    assert out["images"].shape == (10, 28, 28, 1) and out["labels"].shape == (10, 10)
+    steps = [r["step"] for r in metrics(reference)]
+    assert steps == [0, 100, 200]
+    assert temp_files(reference) == []
+    config = json.loads((reference / "config.json").read_text())
+    assert config["steps"] == 200 and config["strategy"] == "default"
+
+
+def _wait_for_checkpoint_after(proc, workdir, step: int, timeout: float = 240) -> None:
+    """Polls until the workdir's latest checkpoint is beyond ``step``."""
+    state = workdir / "checkpoints" / "checkpoint"
+    deadline = time.monotonic() + timeout
+    while _latest_step(state) <= step:
+        assert proc.poll() is None, finish(proc)[-3000:]
+        assert time.monotonic() < deadline, f"no checkpoint after step {step} in {timeout} s"
+        time.sleep(0.005)
+
+
+def _latest_step(state) -> int:
+    try:
+        text = state.read_text()
+    except OSError:
+        return -1
+    match = re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', text, re.MULTILINE)
+    return int(match.group(1)) if match else -1
+
+
+def test_sigterm_sigkill_and_rerun_give_the_uninterrupted_result(reference, tmp_path):
+    """SIGTERM (a preemption notice): checkpoint and stop with status 143; rerun; SIGKILL
+    at an arbitrary moment after a later checkpoint; rerun to the end: the distilled set
+    and metrics equal the uninterrupted run's (float64, 1e-9 relative)."""
+    workdir = tmp_path / "run"
+    args = [*SHORT_RUN, f"--workdir={workdir}"]
+    state = workdir / "checkpoints" / "checkpoint"
+
+    proc = launch(DISTILL, args, tmp_path / "terminated.log")
+    _wait_for_checkpoint_after(proc, workdir, -1)
+    proc.send_signal(signal.SIGTERM)
+    log = finish(proc)
+    assert proc.returncode == 143, log[-3000:]
+    terminated_at = _latest_step(state)
+    assert 10 <= terminated_at < 200 and "stopping (SIGTERM)" in log, log[-3000:]
+
+    proc = launch(DISTILL, args, tmp_path / "killed.log")
+    _wait_for_checkpoint_after(proc, workdir, terminated_at)
+    proc.send_signal(signal.SIGKILL)
+    log = finish(proc)
+    assert proc.returncode == -signal.SIGKILL
+    assert f"at step {terminated_at}" in log  # it had resumed
+    killed_at = _latest_step(state)
+    assert terminated_at < killed_at < 200, (terminated_at, killed_at)
+
+    code, log = run(DISTILL, args, tmp_path / "resumed.log")
+    assert code == 0, log[-3000:]
+    assert "Resumed from" in log, log[-3000:]
+
+    resumed, expected = distilled(workdir), distilled(reference)
+    assert max_rel(resumed["images"], expected["images"]) <= 1e-9
+    assert max_rel(resumed["labels"], expected["labels"]) <= 1e-9
+    records, expected_records = metrics(workdir), metrics(reference)
+    steps = [r["step"] for r in records]
+    assert steps == sorted(set(steps)) == [r["step"] for r in expected_records]
+    for got, want in zip(records, expected_records):
+        assert got["test_accuracy"] == want["test_accuracy"]
+        assert got["test_mse"] == pytest.approx(want["test_mse"], rel=1e-9)
+    assert not [p for p in temp_files(workdir) if not p.startswith("checkpoints")]
+
+
+def test_multi_worker_mirrored_two_processes_match_one_process(reference, tmp_path):
+    workdir = tmp_path / "mwms"
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    args = [*SHORT_RUN, "--strategy=multi_worker_mirrored", f"--workdir={workdir}"]
+    procs = [
+        launch(
+            DISTILL,
+            args,
+            tmp_path / f"worker{i}.log",
+            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+        )
+        for i in range(2)
+    ]
+    logs = [finish(p, timeout=300) for p in procs]
+    for proc, log in zip(procs, logs):
+        assert proc.returncode == 0, log[-3000:]
+    assert "num_workers = 2" in logs[0]
+
+    got, expected = distilled(workdir), distilled(reference)
+    assert max_rel(got["images"], expected["images"]) <= 1e-8
+    assert max_rel(got["labels"], expected["labels"]) <= 1e-8
+    records, expected_records = metrics(workdir), metrics(reference)
+    assert [r["step"] for r in records] == [r["step"] for r in expected_records]
+    for a, b in zip(records, expected_records):
+        assert a["test_mse"] == pytest.approx(b["test_mse"], rel=1e-8)
+    # The non-chief worker's scratch checkpoints are gone; the chief wrote everything.
+    assert sorted(p.name for p in workdir.iterdir()) == [
+        "checkpoints",
+        "config.json",
+        "distilled.npz",
+        "metrics.jsonl",
+        "preprocessing.npz",
+        "support.png",
+        "tb",
+    ]
+
+
+def test_global_batch_that_does_not_divide_over_three_replicas(tmp_path):
+    args = [
+        "--strategy=mirrored",
+        "--num_cpu_devices=3",
+        "--target_batch_size=1000",
+        "--steps=1",
+        f"--workdir={tmp_path / 'run'}",
+    ]
+    code, log = run(DISTILL, args, tmp_path / "three.log")
+    assert code != 0
+    assert "divisible by the number of replicas (3)" in log and "batch_size=1000" in log, log[
+        -3000:
+    ]
