@@ -41,7 +41,7 @@ from tfkip.finite.build import build_model
 from tfkip.finite.config import TrainConfig, canonical_architecture
 from tfkip.finite.ntk import max_learning_rate
 from tfkip.finite.transfer_data import load_transfer_data
-from tfkip.train.strategy import replica_batch_size
+from tfkip.train.strategy import is_chief, replica_batch_size, worker_dir
 
 METRICS_FILE = "metrics.json"
 _MWMS = tf.distribute.MultiWorkerMirroredStrategy
@@ -271,10 +271,10 @@ def train_on_arrays(
     )
     timer = _StepTimer()
     callbacks: list[keras.callbacks.Callback] = [timer]
-    chief = _is_chief(strategy)
+    chief = is_chief(strategy)
     if config.workdir:
         # Non-chief workers (multi-worker) log and back up into their own scratch folder.
-        logdir = config.workdir if chief else _worker_dir(config.workdir)
+        logdir = config.workdir if chief else worker_dir(config.workdir)
         tf.io.gfile.makedirs(logdir)
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(logdir, "tb"), write_graph=False))
         if config.checkpoint_every:
@@ -328,19 +328,6 @@ def _centered(model, network, image_shape, config) -> keras.Model:
     inputs = keras.Input(image_shape, name="images")
     outputs = keras.layers.Subtract(name="centered")([model(inputs), initial(inputs)])
     return keras.Model(inputs, outputs, name="finite_centered")
-
-
-def _is_chief(strategy: tf.distribute.Strategy) -> bool:
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return True
-    task_type, task_id = resolver.task_type, resolver.task_id
-    return task_type in (None, "chief") or (task_type == "worker" and task_id == 0)
-
-
-def _worker_dir(workdir: str) -> str:
-    task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {})
-    return os.path.join(workdir, f".worker-{task.get('type', 'worker')}-{task.get('index', 0)}")
 
 
 def _raw_loss(loss: str):

@@ -19,8 +19,6 @@ the whole train split, evaluated before ("natural") and after ("solved").
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from typing import Any
 
@@ -37,7 +35,7 @@ from tfkip.kip.optimizer import KIPAdam
 from tfkip.train.config import DistillConfig
 from tfkip.train.loop import KIPTrainer
 from tfkip.train.preemption import Preempted, TerminationWatcher
-from tfkip.train.strategy import get_strategy, set_precision_policy
+from tfkip.train.strategy import get_strategy, is_chief, set_precision_policy, worker_dir
 from tfkip.train.workdir import Workdir
 
 
@@ -61,7 +59,7 @@ class _Run:
         self.config = config
         self.strategy = get_strategy(config.strategy, config.tpu, config.num_cpu_devices)
         set_precision_policy(config.dtype)
-        self.is_chief = _is_chief(self.strategy)
+        self.is_chief = is_chief(self.strategy)
         dtype = np.float64 if config.dtype == "float64" else np.float32
         self.data = prepare(config.dataset, config.data_dir, config.zca, config.zca_reg, dtype)
         data = self.data
@@ -76,7 +74,7 @@ class _Run:
         self.workdir = Workdir(config.workdir)
         self.checkpoint_dir = self.workdir.join("checkpoints")
         if not self.is_chief:
-            self.checkpoint_dir = io.join(_worker_dir(config.workdir), "checkpoints")
+            self.checkpoint_dir = io.join(worker_dir(config.workdir), "checkpoints")
         full = dict(
             config.to_dict(),
             job="label_solve" if label_solve else "kip",
@@ -180,7 +178,12 @@ def run_distillation(config: DistillConfig) -> dict[str, Any]:
     """
     run = _Run(config)
     model, step_var = run.model, run.step
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, step=step_var)
+    # The augmentation's random state (Keras SeedGenerator variables) is checkpointed too,
+    # so that a resumed run draws the same transforms as an uninterrupted one.
+    rng = list(model.augmenter.variables) if model.augmenter is not None else []
+    checkpoint = tf.train.Checkpoint(
+        model=model, optimizer=model.optimizer, step=step_var, augmentation_rng=rng
+    )
     manager = tf.train.CheckpointManager(checkpoint, run.checkpoint_dir, max_to_keep=3)
     handler = _preemption_handler(run.strategy, manager)
     latest = tf.train.latest_checkpoint(run.workdir.join("checkpoints"))  # the chief's
@@ -235,7 +238,7 @@ def run_distillation(config: DistillConfig) -> dict[str, Any]:
                 raise Preempted(step)
     run.write_outputs(step)
     if not run.is_chief:
-        _remove_tree(_worker_dir(config.workdir))
+        _remove_tree(worker_dir(config.workdir))
     return records[-1]
 
 
@@ -255,20 +258,6 @@ def run_label_solve(config: DistillConfig) -> list[dict[str, Any]]:
 
 def _until(step: int, every: int) -> int:
     return every - step % every
-
-
-def _is_chief(strategy: tf.distribute.Strategy) -> bool:
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return True
-    task_type, task_id = resolver.task_type, resolver.task_id
-    return task_type in (None, "chief") or (task_type == "worker" and task_id == 0)
-
-
-def _worker_dir(workdir: str) -> str:
-    """A non-chief worker's scratch folder inside ``workdir`` (from its TF_CONFIG task)."""
-    task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {})
-    return io.join(workdir, f".worker-{task.get('type', 'worker')}-{task.get('index', 0)}")
 
 
 def _remove_tree(path: str) -> None:

@@ -159,3 +159,23 @@ def replica_batch_size(global_batch_size: int, strategy: tf.distribute.Strategy)
             f"Received: batch_size={global_batch_size}"
         )
     return global_batch_size // replicas
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True unless this process is a non-chief worker of a multi-worker strategy."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type in (None, "chief") or (task_type == "worker" and task_id == 0)
+
+
+def worker_dir(workdir: str) -> str:
+    """A non-chief worker's scratch folder inside ``workdir`` (from its TF_CONFIG task)."""
+    import json
+    import os
+
+    from tfkip import io
+
+    task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {})
+    return io.join(workdir, f".worker-{task.get('type', 'worker')}-{task.get('index', 0)}")
