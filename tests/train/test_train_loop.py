@@ -11,7 +11,7 @@ import types
 import numpy as np
 import pytest
 import tensorflow as tf
-from train_testlib import metrics
+from train_testlib import max_rel, metrics
 
 from tfkip import architectures, train
 from tfkip.data import class_balanced_indices, prepare
@@ -182,3 +182,14 @@ def test_outputs_through_gfile_are_atomic_and_complete():
 def test_precision_policy_disables_reduced_precision_matmuls(tmp_path):
     run_distillation(DistillConfig(steps=0, workdir=str(tmp_path / "p"), dtype="float32"))
     assert not tf.config.experimental.tensor_float_32_execution_enabled()
+
+
+def test_resume_with_augmentation_restores_its_random_state(tmp_path):
+    """The augmentation's RNG state is part of the checkpoint: 2 + 2 steps == 4 steps."""
+    aug = dict(TINY, augment=True, augmentations="flip,crop:2")
+    whole, parts = str(tmp_path / "whole"), str(tmp_path / "parts")
+    run_distillation(DistillConfig(steps=4, workdir=whole, **aug))
+    run_distillation(DistillConfig(steps=2, workdir=parts, **aug))
+    run_distillation(DistillConfig(steps=4, workdir=parts, **aug))
+    with np.load(f"{whole}/distilled.npz") as a, np.load(f"{parts}/distilled.npz") as b:
+        assert max_rel(b["images"], a["images"]) <= 1e-12
