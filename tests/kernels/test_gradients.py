@@ -89,6 +89,21 @@ CASES = {
         ),
         _img(4, 3, 1),
     ),
+    "strided_pooled": (
+        lambda b: build(
+            [
+                conv((3, 3), (2, 2), "SAME", b_std=b),
+                RELU,
+                conv((2, 2), (1, 1), "VALID", b_std=b),
+                RELU,
+                pool((3, 3), (2, 2), "SAME"),
+                RELU,
+                GAP,
+                dense(b_std=b),
+            ]
+        ),
+        _img(7, 6, 1),
+    ),
     "gap": (lambda b: build([conv(b_std=b), RELU, GAP, dense(b_std=b)]), _img(4, 4, 2)),
     "erf_pool": (
         lambda b: build([conv(b_std=b), erf(2.0, 0.5, 0.3), pool(), RELU, FLATTEN, dense(b_std=b)]),

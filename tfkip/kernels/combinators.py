@@ -92,6 +92,7 @@ class Network:
         x2=None,
         get: str | Sequence[str] = ("nngp", "ntk"),
         batch_size: int | tuple[int, int] | None = None,
+        memory_budget: int | None = None,
     ):
         """NNGP and/or NTK of the infinitely wide network between ``x1`` and ``x2``.
 
@@ -102,9 +103,13 @@ class Network:
           x2: ``(n2, ...)`` inputs of the same per-example shape and dtype, or None for
             ``x1`` against itself (the diagonal is then exact: angle 0).
           get: 'nngp', 'ntk', or a tuple of them.
-          batch_size: if set, compute in tiles of ``batch_size`` rows (and columns; a pair
+          batch_size: compute in tiles of ``batch_size`` rows (and columns; a pair
             ``(b1, b2)`` sets them apart) inside a loop, with recomputation in the
             backward pass, so that peak memory is bounded by one tile (see `tiling`).
+            None (the default) plans the tiles from ``memory_budget``
+            (`tiling.plan_tiles`): kernels that fit are computed in one piece.
+          memory_budget: bytes one tile may use, forward and backward; None for
+            `tiling.DEFAULT_MEMORY_BUDGET` (512 MiB). Ignored when ``batch_size`` is set.
 
         Returns:
           For ``get`` a string, a ``(n1, n2)`` tensor; for a tuple, a namedtuple with
@@ -121,6 +126,8 @@ class Network:
         if not gets or any(g not in GETS for g in gets):
             raise ValueError(f"get must be 'nngp', 'ntk' or a tuple of them. Received: get={get!r}")
         x1, x2 = self._check_inputs(x1, x2)
+        if batch_size is None:
+            batch_size = tiling.plan_tiles(self, x1, x2, memory_budget)
         if batch_size is None:
             out = self._compute(x1, x2, gets)
         else:

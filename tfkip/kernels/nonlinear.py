@@ -42,6 +42,11 @@ class _Pointwise(Layer):
         """
         raise NotImplementedError
 
+    def _pair_with_ntk(self, c, ntk, v1, v2, same):
+        """(new nngp, new ntk) for an NTK tensor ``ntk`` (same shape as c)."""
+        nngp, factor = self._pair(c, v1, v2, same)
+        return nngp, ntk * factor
+
     def _self(self, v: tf.Tensor) -> tf.Tensor:
         """New variance of an input with variance v (identical inputs)."""
         raise NotImplementedError
@@ -61,8 +66,10 @@ class _Pointwise(Layer):
             if same is not None:
                 eye = spatial.positions_eye(kernel.shape.spatial)
                 same = tf.logical_and(same[:, :, None, None, None, None], eye[None, None])
-        nngp, factor = self._pair(kernel.nngp, v1, v2, same)
-        ntk = kernel.ntk * factor if is_tensor(kernel.ntk) else kernel.ntk
+        if is_tensor(kernel.ntk):
+            nngp, ntk = self._pair_with_ntk(kernel.nngp, kernel.ntk, v1, v2, same)
+        else:
+            nngp, ntk = self._pair(kernel.nngp, v1, v2, same)[0], kernel.ntk
         return kernel.replace(nngp=nngp, ntk=ntk, variances=None)
 
     def _apply_self(self, kernel: Kernel) -> tf.Tensor:
@@ -86,6 +93,9 @@ class Relu(_Pointwise):
 
     def _pair(self, c, v1, v2, same):
         return _arccos_pair(c, v1, v2, same)
+
+    def _pair_with_ntk(self, c, ntk, v1, v2, same):
+        return _arccos_pair_with_ntk(c, ntk, v1, v2, same)
 
     def _self(self, v):
         return 0.5 * v
@@ -131,6 +141,62 @@ def _arccos_pair(c, v1, v2, same):
 
     c, v1, v2 = (tf.convert_to_tensor(t) for t in (c, v1, v2))
     return pair(c, v1, v2)
+
+
+def _arccos_parts(c, v1, v2, same):
+    """``(s, rest)``: ``s = sqrt(v1 v2 - c^2)`` (0 on identical pairs), ``(pi - theta)/(2 pi)``."""
+    dtype = c.dtype
+    s = safe_sqrt(v1 * v2 - c * c)
+    if same is not None:
+        s = tf.where(same, tf.constant(0.0, dtype), s)
+    rest = (tf.constant(math.pi, dtype) - angle(s, c)) * (0.5 / math.pi)
+    return s, rest
+
+
+def _arccos_pair_with_ntk(c, ntk, v1, v2, same):
+    """ReLU's ``(nngp, ntk * factor)`` in one pass, with an analytic, recomputing adjoint.
+
+    Forward (``s``, ``rest`` of `_arccos_parts`): ``K = s / (2 pi) + rest c``,
+    ``T = Theta rest``. Both outputs are written as one stacked tensor, so XLA evaluates the
+    angle once per entry in a single fused loop (two separate outputs would make it
+    materialise every shared intermediate).
+
+    Adjoint, for cotangents ``(K_bar, T_bar)`` and ``u = T_bar Theta``:
+    ``c_bar = K_bar rest + u / (2 pi s)``, ``Theta_bar = T_bar rest``,
+    ``v1_bar = sum_broadcast (K_bar s - u c / s) / (4 pi v1)`` and ``v2_bar`` alike, the
+    ``1/s`` terms being 0 where ``s = 0`` (identical inputs, where ``rest`` is constant).
+    Nothing of the forward is stored but its inputs: the backward recomputes ``s`` and
+    ``rest`` inside its own single fused pass.
+    """
+    dtype = c.dtype
+    inv_2pi = 0.5 / math.pi
+    zero, one = tf.constant(0.0, dtype), tf.constant(1.0, dtype)
+
+    @tf.custom_gradient
+    def pair(c, ntk, v1, v2):
+        s, rest = _arccos_parts(c, v1, v2, same)
+        out = spatial.materialize(tf.stack([s * inv_2pi + rest * c, ntk * rest]))
+
+        def grad(d_nngp, d_ntk):
+            s, rest = _arccos_parts(c, v1, v2, same)
+            positive = s > 0
+            inv_s = tf.where(positive, one / tf.where(positive, s, one), zero)
+            u = d_ntk * ntk
+            common = (d_nngp * s - u * c * inv_s) * (0.5 * inv_2pi)
+            stacked = spatial.materialize(
+                tf.stack([d_nngp * rest + u * inv_2pi * inv_s, d_ntk * rest, common])
+            )
+            d_c, d_theta, common = stacked[0], stacked[1], stacked[2]
+            inv_v1 = tf.where(v1 > 0, one / tf.where(v1 > 0, v1, one), zero)
+            inv_v2 = tf.where(v2 > 0, one / tf.where(v2 > 0, v2, one), zero)
+            d_v1 = _unbroadcast(common, v1.shape) * inv_v1
+            d_v2 = _unbroadcast(common, v2.shape) * inv_v2
+            return d_c, d_theta, d_v1, d_v2
+
+        return (out[0], out[1]), grad
+
+    c, ntk, v1, v2 = (tf.convert_to_tensor(t) for t in (c, ntk, v1, v2))
+    return pair(c, ntk, v1, v2)
 
 
 class Erf(_Pointwise):

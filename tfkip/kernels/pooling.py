@@ -62,15 +62,16 @@ class AvgPool(Layer):
         geometry = self._geometry(kernel.shape)
         norm = 1.0 / (self.window_shape[0] * self.window_shape[1]) ** 2
 
+        # One group per axis: each position's window is summed independently.
+        groups = [
+            ((axis,), window, stride, (lo, hi), out)
+            for axis, (out, lo, hi), window, stride in zip(
+                (-4, -3, -2, -1), geometry * 2, self.window_shape * 2, self.strides * 2
+            )
+        ]
+
         def pool(x):
-            for axes, (out, lo, hi), window, stride in (
-                ((-4,), geometry[0], self.window_shape[0], self.strides[0]),
-                ((-3,), geometry[1], self.window_shape[1], self.strides[1]),
-                ((-2,), geometry[0], self.window_shape[0], self.strides[0]),
-                ((-1,), geometry[1], self.window_shape[1], self.strides[1]),
-            ):
-                x = spatial.paired_window_sum(x, axes, window, stride, (lo, hi), out)
-            return x * norm
+            return spatial.window_sum(x, groups) * norm
 
         return kernel.map_linear(pool).replace(shape=self.output_shape(kernel.shape))
 

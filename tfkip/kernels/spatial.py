@@ -6,10 +6,10 @@ A stride-``s`` window of size ``f`` with padding ``(lo, hi)`` maps an axis of le
 
 Convolution moves both positions of a covariance by the *same* offset
 (``A(K)(p, q) = sum_d K(p + d, q + d)``), so its window sum runs over a *pair* of axes with
-shared offsets (`paired_window_sum`); pooling averages each position's window
-independently, one axis at a time. Both are written as a sum of ``f`` strided slices of a
-padded tensor, which XLA fuses into one pass: O(f) work per output entry instead of the
-O(f^2)-per-entry general convolution over the covariance.
+shared offsets; pooling averages each position's window independently (one axis per
+group). Both are `window_sum`: a sum of strided slices of a padded tensor, which XLA fuses
+into one pass, O(f) work per output entry instead of the O(f^2)-per-entry general
+convolution over the covariance, with an analytic adjoint of the same form.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 
 import tensorflow as tf
+from tensorflow.compiler.tf2xla.python import xla
 
 
 def same_padding(length: int, window: int, stride: int) -> tuple[int, int, int]:
@@ -35,51 +36,27 @@ def window_geometry(length: int, window: int, stride: int, padding: str) -> tupl
     raise ValueError(f"padding must be 'SAME' or 'VALID'. Received: padding={padding!r}")
 
 
-def paired_window_sum(
-    x: tf.Tensor,
-    axes: tuple[int, ...],
-    window: int,
-    stride: int,
-    pad: tuple[int, int],
-    out_len: int,
-) -> tf.Tensor:
-    """Sums ``window`` shifted copies of ``x`` moved by the same offset along all ``axes``.
+def materialize(x: tf.Tensor) -> tf.Tensor:
+    """``x``, computed once into memory before its consumers (an XLA optimisation barrier).
 
-    Args:
-      x: tensor whose ``axes`` (negative indices) all have the same length L.
-      axes: the axes that move together (one axis for pooling, two for convolution).
-      window, stride, pad, out_len: the window geometry (see module docstring).
-
-    Returns:
-      ``x`` with each of ``axes`` of length ``out_len``:
-      ``y[.., P, .., Q, ..] = sum_d x[.., sP + d - lo, .., sQ + d - lo, ..]``.
+    A window sum reads every entry of its input once per tap. Without the barrier XLA
+    fuses the producer (a ReLU's arc-cosine, or the next layer's backward) into the
+    window sum and recomputes it once per tap: 9x the producer's cost for a 3x3 filter.
+    Identity gradient; a no-op outside XLA.
     """
-    rank = x.shape.rank
-    axes = tuple(a % rank for a in axes)
-    lo, hi = pad
-    if lo or hi:
-        paddings = [[0, 0]] * rank
-        for a in axes:
-            paddings[a] = [lo, hi]
-        x = tf.pad(x, paddings)
-    total = None
-    for d in range(window):
-        index = [slice(None)] * rank
-        for a in axes:
-            index[a] = slice(d, d + stride * (out_len - 1) + 1, stride)
-        term = x[tuple(index)]
-        total = term if total is None else total + term
-    return total
+
+    @tf.custom_gradient
+    def barrier(x):
+        return xla.optimization_barrier(x)[0], lambda dy: dy
+
+    return barrier(x)
 
 
-def window_sum(x: tf.Tensor, groups) -> tf.Tensor:
-    """`paired_window_sum` over several axis groups at once, in a single fused pass.
+Group = tuple  # (axes, window, stride, (lo, hi), out_len); see `window_sum`.
 
-    ``groups`` is a sequence of ``(axes, window, stride, (lo, hi), out_len)``; the result
-    sums, over every combination of one offset per group, a strided slice of ``x``
-    zero-padded once on all axes. One pass over memory instead of one per group (for a
-    3x3 convolution: 9 slices of one padded tensor instead of two passes of 3).
-    """
+
+def _padded_slices_sum(x: tf.Tensor, groups) -> tf.Tensor:
+    """The forward of `window_sum` (no gradient of its own)."""
     rank = x.shape.rank
     paddings = [[0, 0]] * rank
     for axes, _, _, (lo, hi), _ in groups:
@@ -96,6 +73,82 @@ def window_sum(x: tf.Tensor, groups) -> tf.Tensor:
         term = x[tuple(index)]
         total = term if total is None else total + term
     return total
+
+
+def _dilate(x: tf.Tensor, axis: int, stride: int) -> tf.Tensor:
+    """Inserts ``stride - 1`` zeros between the entries of ``axis``: length s (L - 1) + 1."""
+    if stride == 1:
+        return x
+    rank = x.shape.rank
+    axis %= rank
+    length = x.shape[axis]
+    zeros = tf.zeros_like(x)
+    stacked = tf.stack([x] + [zeros] * (stride - 1), axis=axis + 1)
+    shape = tf.concat([tf.shape(x)[:axis], [length * stride], tf.shape(x)[axis + 1 :]], axis=0)
+    dilated = tf.reshape(stacked, shape)
+    index = [slice(None)] * rank
+    index[axis] = slice(0, stride * (length - 1) + 1)
+    return dilated[tuple(index)]
+
+
+def adjoint_groups(groups, in_lengths) -> tuple[list, list]:
+    """The window geometry of `window_sum`'s adjoint, and the crops it needs.
+
+    For one axis group of window f, stride s, padding (lo, hi), input length L and
+    output length n, ``y[P] = sum_d x[sP + d - lo]`` has the adjoint
+    ``xbar[i] = sum_d ybar_s[i + lo - d]`` where ``ybar_s`` is ``ybar`` dilated by s
+    (length m = s (n - 1) + 1, zeros between entries). That is again a stride-1 window
+    sum of f taps, over ``ybar_s`` zero-padded by ``(f - 1 - lo, L - m + lo)``, with the
+    taps mirrored (d -> f - 1 - d). A negative high padding means trailing entries of
+    ``ybar_s`` that reach no input: they are cropped first.
+
+    Returns ``(groups of the adjoint window sum, per-group crop length of ybar_s)``.
+    """
+    adjoint, crops = [], []
+    for (axes, window, stride, (lo, _), out_len), length in zip(groups, in_lengths):
+        dilated = stride * (out_len - 1) + 1
+        low, high = window - 1 - lo, length - dilated + lo
+        crops.append(dilated + min(high, 0))
+        adjoint.append((axes, window, 1, (low, max(high, 0)), length))
+    return adjoint, crops
+
+
+def window_sum(x: tf.Tensor, groups) -> tf.Tensor:
+    """Shared-offset window sums over several axis groups at once, in one fused pass.
+
+    ``groups`` is a sequence of ``(axes, window, stride, (lo, hi), out_len)``. Along each
+    group the axes move together (one axis for pooling, a pair for a convolution's
+    covariance); with ``x`` zero-padded by (lo, hi) on those axes,
+
+        y[.., P, .., Q, ..] = sum over one offset d per group of x[.., sP + d, .., sQ + d, ..]
+
+    i.e. the sum, over every combination of offsets, of one strided slice of the padded
+    ``x``: one pass over memory (for a 3x3 convolution, 9 slices of one padded tensor).
+
+    The gradient is analytic (`adjoint_groups`): the adjoint of a window sum is a window
+    sum of the (stride-dilated) cotangent with mirrored taps, computed by this same
+    function, so the backward costs one fused pass like the forward instead of one
+    full-size pad per slice (what autodiff of the slices emits).
+    """
+    groups = tuple(groups)
+    rank = x.shape.rank
+    in_lengths = [x.shape[g[0][0]] for g in groups]
+
+    @tf.custom_gradient
+    def fn(x):
+        def grad(dy):
+            adjoint, crops = adjoint_groups(groups, in_lengths)
+            for (axes, _, stride, _, _), crop in zip(groups, crops):
+                for a in axes:
+                    dy = _dilate(dy, a, stride)
+                    index = [slice(None)] * rank
+                    index[a % rank] = slice(0, crop)
+                    dy = dy[tuple(index)]
+            return window_sum(dy, adjoint)
+
+        return _padded_slices_sum(materialize(x), groups), grad
+
+    return fn(x)
 
 
 def full_to_diag(x: tf.Tensor) -> tf.Tensor:

@@ -11,11 +11,74 @@ and gradients, see `numerics`) and sliced away.
 
 When ``x2`` is None the tiles on the block diagonal pair identical inputs; the mask of
 identical pairs is passed to each tile so that the self-kernel diagonal stays exact.
+
+`plan_tiles` chooses the tile size itself when the caller gives none (the default of
+``kernel_fn``): it bounds the bytes of one tile's covariances, forward and backward, by a
+memory budget (`DEFAULT_MEMORY_BUDGET`, or ``kernel_fn(..., memory_budget=...)``), and
+leaves kernels that fit untiled. Flat and per-position (DIAG) networks almost always fit;
+pooled (FULL layout) networks hold ``(H W)^2`` entries per input pair and get tiled.
 """
 
 from __future__ import annotations
 
+import math
+
 import tensorflow as tf
+
+from tfkip.kernels.kernel import Layout
+
+DEFAULT_MEMORY_BUDGET = 512 * 2**20
+"""Bytes that one tile's covariance tensors may take (forward and backward), 512 MiB."""
+
+LIVE_COPIES = 12
+"""Full-size tensors per input pair alive at the peak of a backward pass (nngp and ntk of
+the widest layer, their cotangents and the intermediates of a nonlinearity): the factor
+from one pair's largest covariance to its working memory, measured on the presets."""
+
+
+def pair_entries(network, per_example_shape) -> int:
+    """Largest number of covariance entries one input pair needs at any layer."""
+    from tfkip.kernels.combinators import _input_shape
+
+    shape = _input_shape(per_example_shape)
+    largest = 1
+    for layer, layout in zip(network.layers, network.layouts):
+        positions = math.prod(shape.spatial) if shape.spatial else 1
+        if layout == Layout.FULL:
+            largest = max(largest, positions * positions)
+        elif layout == Layout.DIAG:
+            largest = max(largest, positions)
+        shape = layer.output_shape(shape)
+    return largest
+
+
+def plan_tiles(network, x1, x2, memory_budget: int | None = None) -> tuple[int, int] | None:
+    """Tile sizes ``(b1, b2)`` keeping one tile under the memory budget; None if untiled.
+
+    One pair costs ``pair_entries * itemsize * LIVE_COPIES`` bytes. If all ``n1 n2`` pairs
+    fit in ``memory_budget`` (default `DEFAULT_MEMORY_BUDGET`) the kernel is computed in
+    one piece. Otherwise a tile holds ``P = budget // pair_bytes`` pairs (at least 1):
+    whole columns of ``x2`` first (``b2 = min(n2, P)``, ``b1 = P // b2``), square tiles of
+    ``floor(sqrt(P))`` when ``x2`` is None (the diagonal tiles must pair identical rows).
+    """
+    budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ValueError(
+            f"memory_budget must be a positive number of bytes. Received: memory_budget={budget!r}"
+        )
+    n1 = x1.shape[0]
+    n2 = n1 if x2 is None else x2.shape[0]
+    if n1 is None or n2 is None or n1 == 0 or n2 == 0:
+        return None
+    pair_bytes = pair_entries(network, x1.shape[1:]) * x1.dtype.size * LIVE_COPIES
+    if n1 * n2 * pair_bytes <= budget:
+        return None
+    pairs = max(1, budget // pair_bytes)
+    if x2 is None:
+        b = max(1, min(n1, math.isqrt(pairs)))
+        return b, b
+    b2 = min(n2, pairs)
+    return max(1, min(n1, pairs // b2)), b2
 
 
 def _check_batch_size(batch_size) -> tuple[int, int]:
