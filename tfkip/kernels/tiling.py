@@ -41,6 +41,8 @@ def pair_entries(network, per_example_shape) -> int:
     from tfkip.kernels.combinators import _input_shape
 
     shape = _input_shape(per_example_shape)
+    if type(network.layers[0]).__name__ == "Flatten":
+        return 1  # the input kernel is computed flat (`Network._input_kernel`)
     largest = 1
     for layer, layout in zip(network.layers, network.layouts):
         positions = math.prod(shape.spatial) if shape.spatial else 1

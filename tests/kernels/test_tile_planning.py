@@ -1,0 +1,59 @@
+"""`kernel_fn` plans its own tiles from a memory budget (`tiling.plan_tiles`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfkip import architectures
+from tfkip.kernels import tiling
+
+
+def _images(n, h=8, c=1, seed=0):
+    return tf.constant(np.random.default_rng(seed).standard_normal((n, h, h, c)))
+
+
+def test_pair_entries_follow_the_layout():
+    x = _images(1)
+    assert tiling.pair_entries(architectures.get("fc", 1), x.shape[1:]) == 1
+    assert tiling.pair_entries(architectures.get("conv", 2), x.shape[1:]) == 64  # DIAG: H W
+    assert tiling.pair_entries(architectures.get("convnet", 2), x.shape[1:]) == 64**2  # FULL
+
+
+def test_kernels_that_fit_are_not_tiled():
+    net = architectures.get("convnet", 2)
+    assert tiling.plan_tiles(net, _images(4), _images(3)) is None
+
+
+def test_plan_keeps_one_tile_under_the_budget():
+    net = architectures.get("convnet", 2)
+    x1, x2 = _images(9), _images(7)
+    pair_bytes = 64**2 * 8 * tiling.LIVE_COPIES
+    budget = 10 * pair_bytes
+    b1, b2 = tiling.plan_tiles(net, x1, x2, memory_budget=budget)
+    assert (b1, b2) == (1, 7)  # whole columns of x2 first
+    assert b1 * b2 * pair_bytes <= budget
+    b1, b2 = tiling.plan_tiles(net, x1, None, memory_budget=budget)
+    assert b1 == b2 == 3  # square tiles for x1 against itself
+    assert tiling.plan_tiles(net, x1, x2, memory_budget=1) == (1, 1)
+
+
+def test_planned_tiles_give_the_untiled_kernel():
+    net = architectures.get("convnet", 2)
+    x1, x2 = _images(5, seed=1), _images(4, seed=2)
+    budget = 3 * 64**2 * 8 * tiling.LIVE_COPIES
+    assert tiling.plan_tiles(net, x1, x2, memory_budget=budget) == (1, 3)
+    whole = net.kernel_fn(x1, x2, "ntk", batch_size=(5, 4))
+    planned = net.kernel_fn(x1, x2, "ntk", memory_budget=budget)
+    np.testing.assert_allclose(planned.numpy(), whole.numpy(), rtol=1e-12, atol=1e-14)
+    self_whole = net.kernel_fn(x1, None, "ntk", batch_size=5)
+    self_planned = net.kernel_fn(x1, None, "ntk", memory_budget=budget)
+    np.testing.assert_allclose(self_planned.numpy(), self_whole.numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("budget", [0, -5, 1.5, True])
+def test_bad_memory_budget_is_named(budget):
+    net = architectures.get("convnet", 2)
+    with pytest.raises(ValueError, match=f"memory_budget=.*{budget!r}"):
+        net.kernel_fn(_images(2), _images(2), "ntk", memory_budget=budget)
