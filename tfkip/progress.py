@@ -8,7 +8,9 @@
 I... KIP: 150/1000 steps (15%), 12 s elapsed, ~1 min 08 s left (12.3 steps/s)
 
 A line is logged (absl ``logging.info`` by default) on the first update, then at most once
-every ``min_interval`` seconds, and always when ``done`` reaches ``total``. The rate and
+every ``min_interval`` seconds, and once when ``done`` reaches ``total``; with
+``quiet_for=S`` nothing is logged before the job has run S seconds, so short jobs stay
+silent. The rate and
 the time left count only the work done since the ``Progress`` was created (``start``), so
 a resumed run estimates from its own speed, not from steps done before the restart.
 """
@@ -47,6 +49,8 @@ class Progress:
       start: work already done when this object is created (e.g. the step a resumed run
         starts from); the rate and time left use only work done after it.
       min_interval: seconds between two lines (the last line is always logged).
+      quiet_for: no line at all before this many seconds have elapsed (0: log from the
+        first update).
       log_fn: ``log_fn(line)`` writes a line; default absl ``logging.info``. Pass ``print``
         to write to stdout.
       clock: monotonic clock in seconds (tests pass a fake one).
@@ -63,6 +67,7 @@ class Progress:
         unit: str = "steps",
         start: int = 0,
         min_interval: float = 10.0,
+        quiet_for: float = 0.0,
         log_fn: Callable[[str], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -72,10 +77,12 @@ class Progress:
             raise ValueError(
                 f"Progress start must be in [0, total={total}]. Received: start={start}"
             )
-        if min_interval < 0:
+        if min_interval < 0 or quiet_for < 0:
             raise ValueError(
-                f"Progress min_interval must be >= 0 seconds. Received: min_interval={min_interval}"
+                "Progress min_interval and quiet_for must be >= 0 seconds. "
+                f"Received: min_interval={min_interval}, quiet_for={quiet_for}"
             )
+        self.quiet_for = float(quiet_for)
         self.total, self.desc, self.unit = int(total), desc, unit
         self.start = int(start)
         self.min_interval = float(min_interval)
@@ -121,7 +128,8 @@ class Progress:
         """Records that ``done`` units are finished; logs a line when one is due.
 
         A line is due on the first call, once ``min_interval`` seconds have passed since the
-        last line, the first time ``done >= total``, or with ``force=True``.
+        last line, the first time ``done >= total``, or with ``force=True``; but none is
+        logged (unless forced) before ``quiet_for`` seconds have elapsed.
 
         Returns:
           The logged line, or ``None`` when nothing was logged.
@@ -129,7 +137,7 @@ class Progress:
         self.done = min(int(done), self.total)
         now = self._clock()
         finished = self.done >= self.total
-        if finished and self._finished_logged and not force:
+        if not force and (finished and self._finished_logged or now - self._t0 < self.quiet_for):
             return None
         due = (
             force or finished or self._last_log is None or now - self._last_log >= self.min_interval

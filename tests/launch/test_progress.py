@@ -59,12 +59,31 @@ def test_force_logs_even_inside_the_interval():
     assert len(lines) == 2
 
 
+def test_quiet_for_keeps_short_jobs_silent():
+    progress, clock, lines = _progress(total=10, quiet_for=5.0, min_interval=0.0)
+    clock.now += 1.0
+    assert progress.update(10) is None  # finished within 5 s: nothing logged
+    slow, clock, lines = _progress(total=10, quiet_for=5.0, min_interval=0.0)
+    for step in range(1, 11):
+        clock.now += 1.0
+        slow.update(step)
+    assert [line.split(":")[1].split()[0] for line in lines] == [
+        "5/10",
+        "6/10",
+        "7/10",
+        "8/10",
+        "9/10",
+        "10/10",
+    ]
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
         ({"total": 0}, "total must be >= 1. Received: total=0"),
         ({"total": 10, "start": 11}, r"start must be in \[0, total=10\]. Received: start=11"),
         ({"total": 10, "min_interval": -1}, "Received: min_interval=-1"),
+        ({"total": 10, "quiet_for": -2}, "quiet_for=-2"),
     ],
 )
 def test_bad_arguments_name_the_value(kwargs, match):
