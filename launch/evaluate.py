@@ -100,6 +100,13 @@ _flag("integer", "num_cpu_devices", None, "Split the CPU into this many logical 
 _flag("integer", "eval_tile", None, "Test images per replica per call; default the run's.")
 _flag("integer", "kernel_batch_size", None, "Kernel tile size; default the run's (untiled).")
 _flag("integer", "max_test_examples", None, "Use only the first N test images (a quick look).")
+_flag(
+    "bool",
+    "jit_compile",
+    None,
+    "Compile the evaluation with XLA (faster on big test splits; compiling a pooled ConvNet "
+    "kernel takes tens of seconds on CPU); default as the run did, else true.",
+)
 _flag("string", "output", None, "Write the result here as JSON (local or gs://).")
 
 

@@ -119,5 +119,8 @@ def run(
             print(format_error(error), file=sys.stderr, flush=True)
             sys.exit(USER_ERROR_EXIT_CODE)
 
+    # List --debug in the script's own --help (absl shows the main module's key flags).
+    main_module = sys.argv[0] if argv is None else list(argv)[0]
+    flags.FLAGS.register_key_flag_for_module(main_module, flags.FLAGS["debug"])
     kwargs = {} if flags_parser is None else {"flags_parser": flags_parser}
     app.run(wrapped, argv=None if argv is None else list(argv), **kwargs)

@@ -75,6 +75,9 @@ class EvaluateConfig:
       kernel_batch_size: kernel tile size (bounded memory for pooled kernels); default
         the run's, else untiled.
       max_test_examples: evaluate on the first N test images only (None: all).
+      jit_compile: compile the evaluation with XLA (faster on big test splits; compiling
+        a pooled ConvNet kernel takes tens of seconds on CPU); default as the run did,
+        else True.
     """
 
     distilled: str
@@ -103,6 +106,7 @@ class EvaluateConfig:
     eval_tile: int | None = None
     kernel_batch_size: int | None = None
     max_test_examples: int | None = None
+    jit_compile: bool | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.distilled, str) or not self.distilled:
@@ -248,6 +252,12 @@ def load_source(config: EvaluateConfig) -> _Source:
     return out
 
 
+def _default_depth(architecture: str) -> int:
+    from tfkip import architectures
+
+    return architectures.DEFAULT_DEPTH[architecture]
+
+
 def _architectures() -> tuple[str, ...]:
     from tfkip import architectures
 
@@ -312,6 +322,8 @@ def _network_config(source: _Source, config: EvaluateConfig, dataset: str):
             "--architecture (released 'ConvNet' sets: --architecture=convnet, 'ConvNet3': "
             f"--architecture=convnet3). Received: architecture=None for {config.distilled!r}"
         )
+    if values.get("depth") is None and values["architecture"] in _architectures():
+        values["depth"] = _default_depth(values["architecture"])  # what the preset uses
     values.update(dataset=dataset, steps=0, strategy=config.strategy, tpu=config.tpu)
     values["num_cpu_devices"] = config.num_cpu_devices
     return DistillConfig.from_dict(values)
@@ -385,10 +397,12 @@ def evaluate_distilled(config: EvaluateConfig) -> dict[str, Any]:
     strategy = get_strategy(config.strategy, config.tpu, config.num_cpu_devices)
     set_precision_policy(settings.dtype)
     network = build_network(settings, raw.num_classes)
-    jit = True
-    if source.kind == "run" and settings.augment:  # as the run compiled its evaluation
-        jit = make_augmentation(settings.augmentations, settings.seed, settings.dtype)
-        jit = jit.xla_compatible
+    jit = config.jit_compile
+    if jit is None:  # as the run compiled its evaluation
+        jit = True
+        if source.kind == "run" and settings.augment:
+            jit = make_augmentation(settings.augmentations, settings.seed, settings.dtype)
+            jit = jit.xla_compatible
     with strategy.scope():
         model = KIPModel(
             network,

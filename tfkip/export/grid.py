@@ -192,6 +192,10 @@ def image_grid(
 
     text_scale = 2 if h * scale >= 40 else 1
     margin = 3 * text_scale
+    if natural is not None:  # each panel at least as wide as its title
+        drawn = [
+            _pad_width(p, text_width(t, text_scale) + padding) for p, (*_, t) in zip(drawn, panels)
+        ]
     names = [str(class_names[k]) for k in range(num_classes)]
     label_w = max(text_width(n, text_scale) for n in names) + 2 * margin
     title_h = (GLYPH_HEIGHT + 4) * text_scale if natural is not None else 0
@@ -209,6 +213,14 @@ def image_grid(
             _draw(grid, title, 2 * text_scale, left + padding, text_scale)
         left += panel.shape[1] + gap.shape[1]
     return _write(grid, path)
+
+
+def _pad_width(panel: np.ndarray, width: int) -> np.ndarray:
+    extra = width - panel.shape[1]
+    if extra <= 0:
+        return panel
+    fill = np.full((panel.shape[0], extra, panel.shape[2]), BACKGROUND, np.uint8)
+    return np.concatenate([panel, fill], axis=1)
 
 
 def _interleave(panels: list[np.ndarray], gap: np.ndarray) -> list[np.ndarray]:
