@@ -78,7 +78,9 @@ def test_exports_and_label_solve_runs_evaluate_to_the_runs_numbers(run_dir, tmp_
     npz = export_distilled(str(run_dir), "npz", str(tmp_path / "npz"), grid=False)["export"]
     record = str(tmp_path / "rec" / "kip.tfrecord")
     export_distilled(str(run_dir), "tfrecord", record, grid=False)
-    for source, kind in ((npz, "npz"), (record, "tfrecord")):
+    tfds_folder = export_distilled(str(run_dir), "tfds", str(tmp_path / "tfds"), grid=False)
+    exports = ((npz, "npz"), (record, "tfrecord"), (tfds_folder["export"], "tfds"))
+    for source, kind in exports:
         result = evaluate_distilled(EvaluateConfig(source))
         assert result["source_kind"] == kind and result["dataset"] == "mnist_5k"
         assert result["test_accuracy"] == last["test_accuracy"]

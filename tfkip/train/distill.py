@@ -164,7 +164,7 @@ class _Run:
             rate,
             images,
             format_duration(progress.elapsed),
-            "?" if left is None else "~" + format_duration(left),
+            "?" if left is None else ("~" + format_duration(left) if left else "nothing"),
         )
         with self.writer.as_default(step=step):
             tf.summary.scalar("train/loss", loss)
