@@ -173,11 +173,12 @@ def _load_released(config: EvaluateConfig) -> _Source:
     )
 
 
-def _tfds_export(path: str) -> tuple[str, str, str] | None:
+def _tfds_export(path: str, timeout: float) -> tuple[str, str, str] | None:
     """``(name, data_dir, version)`` if ``path`` is a TFDS export's version folder."""
     if "://" not in path and not path.startswith("/"):
         path = _io.join(".", path)
-    if not tf.io.gfile.exists(_io.join(path, "dataset_info.json")):
+    info = _io.join(path, "dataset_info.json")
+    if not _released.gfile_call(lambda: tf.io.gfile.exists(info), info, timeout):
         return None
     version = _io.basename(path.rstrip("/"))
     dataset_dir = _io.dirname(path.rstrip("/"))
@@ -197,7 +198,7 @@ def load_source(config: EvaluateConfig) -> _Source:
     source = config.distilled
     if _released.is_released(source):
         return _load_released(config)
-    tfds_parts = _tfds_export(source)
+    tfds_parts = _tfds_export(source, config.timeout)
     if tfds_parts is not None:
         from tfkip.export.tfds_export import load_tfds, load_tfds_metadata
 
