@@ -20,8 +20,9 @@ Distributed (same results, see tests/train):
 """
 
 import distill_flags
-from absl import app, flags, logging
+from absl import flags, logging
 
+from tfkip import cli
 from tfkip.train.distill import run_distillation
 
 flags.adopt_module_key_flags(distill_flags)  # --help lists every flag of the run
@@ -34,4 +35,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -13,7 +13,7 @@ Cost: seconds on CPU (the sets are small).
 
 from absl import app, flags, logging
 
-from tfkip import export
+from tfkip import cli, export
 
 _DISTILLED = flags.DEFINE_string(
     "distilled", None, "Distillation workdir (distilled.npz, config.json, ...) or an .npz."
@@ -67,4 +67,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["distilled", "format"])
-    app.run(main)
+    cli.run(main)

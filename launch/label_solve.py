@@ -9,8 +9,9 @@ distilled.npz holds the natural images with the solved labels. KIP-only flags (-
 """
 
 import distill_flags
-from absl import app, flags, logging
+from absl import flags, logging
 
+from tfkip import cli
 from tfkip.train.distill import run_label_solve
 
 flags.adopt_module_key_flags(distill_flags)  # --help lists every flag of the run
@@ -23,4 +24,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -131,4 +131,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["distilled", "workdir"])
-    app.run(main)
+    __import__("tfkip.cli").cli.run(main)  # bad input -> one "error: ..." line

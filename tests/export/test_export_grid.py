@@ -10,6 +10,7 @@ import tensorflow as tf
 from export_testlib import make_arrays, make_metadata
 
 from tfkip.export import display_fn_for, image_grid, minmax_per_image
+from tfkip.export.grid import BACKGROUND
 
 
 def _decode(path):
@@ -23,7 +24,7 @@ def test_grid_size_and_png(tmp_path, channels):
     classes = np.array([0, 0, 0, 2, 2, 0, 3])  # Class 1 is empty; 4 images of class 0.
     labels = np.eye(4)[classes] - 0.25
     path = str(tmp_path / "sub" / "grid.png")
-    grid = image_grid(images, labels, path, max_per_class=3, padding=1)
+    grid = image_grid(images, labels, path, max_per_class=3, padding=1, scale=1, labelled=False)
     assert grid.dtype == np.uint8
     assert grid.shape == (4 * (5 + 1) + 1, 3 * (6 + 1) + 1, channels)
     png = _decode(path)
@@ -31,14 +32,14 @@ def test_grid_size_and_png(tmp_path, channels):
     np.testing.assert_array_equal(png, grid)
     assert os.listdir(tmp_path / "sub") == ["grid.png"]
     # Row 1 (empty class) is all background; the other rows hold their images.
-    assert not grid[1 + 6 : 1 + 6 + 5].any()
+    assert (grid[1 + 6 : 1 + 6 + 5] == BACKGROUND).all()
     expected = np.round(minmax_per_image(images[3:4])[0] * 255).astype(np.uint8)
     np.testing.assert_array_equal(grid[1 + 2 * 6 : 1 + 2 * 6 + 5, 1 : 1 + 6], expected)
 
 
 def test_integer_labels_default_columns_and_no_padding():
     images = np.zeros((4, 2, 2, 3))
-    grid = image_grid(images, np.array([1, 1, 1, 0]), padding=0)
+    grid = image_grid(images, np.array([1, 1, 1, 0]), padding=0, scale=1, labelled=False)
     assert grid.shape == (2 * 2, 3 * 2, 3)
 
 
@@ -51,8 +52,8 @@ def test_display_fn_for_metadata_unnormalizes():
     np.testing.assert_allclose(fn(images), images * std + mean)
     zca_fn = display_fn_for(make_metadata(images, labels, zca=True))
     assert zca_fn is minmax_per_image
-    grid = image_grid(images, labels, display_fn=lambda x: np.full(x.shape, 0.5))
-    assert set(np.unique(grid)) == {0, 128}
+    grid = image_grid(images, labels, display_fn=lambda x: np.full(x.shape, 0.5), labelled=False)
+    assert set(np.unique(grid)) == {BACKGROUND, 128}
 
 
 def test_bad_inputs():

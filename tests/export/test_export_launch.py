@@ -56,7 +56,10 @@ def test_launch_npz(tmp_path, workdir):
     with open(os.path.join(out, "catalog.csv")) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 1 and rows[0]["test_acc"] == "0.45" and rows[0]["ckpt"] == "40"
-    assert _png_shape(os.path.join(out, f"{name}.png")) == (3 * 5 + 1, 2 * 5 + 1, 3)
+    # 3 class rows of 4x4 images upscaled 16x to 64 px (+1 px borders), 2 per class, plus
+    # the class-name column on the left.
+    rows, cols, channels = _png_shape(os.path.join(out, f"{name}.png"))
+    assert (rows, channels) == (3 * (4 * 16 + 1) + 1, 3) and cols > 2 * (4 * 16 + 1) + 1
 
 
 def test_launch_tfrecord(tmp_path, workdir):

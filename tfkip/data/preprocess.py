@@ -170,13 +170,23 @@ class Preprocessor:
         return self.zca_matrix is not None
 
     @classmethod
-    def fit(cls, x_train_raw: np.ndarray, zca: bool = False, zca_reg: float = 0.1) -> Preprocessor:
+    def fit(
+        cls,
+        x_train_raw: np.ndarray,
+        zca: bool = False,
+        zca_reg: float = 0.1,
+        zca_fit_count: int | None = None,
+    ) -> Preprocessor:
         """Fits the preprocessing on raw train images.
 
         Args:
             x_train_raw: ``(N, H, W, C)`` uint8 (divided by 255) or float (used as is).
             zca: whether to fit and apply ZCA whitening (spec §1.4).
             zca_reg: relative ZCA regulariser (reference default 0.1).
+            zca_fit_count: fit the whitening on the first this many images only (still
+                standardised with the statistics of all ``N``); default all. nn_training
+                holds out the last 5,000 train images for validation and fits on the
+                rest (spec §4 "Data").
 
         Returns:
             The fitted :class:`Preprocessor`.
@@ -197,13 +207,20 @@ class Preprocessor:
             sq += np.square(centred).sum(axis=(0, 1, 2))
         std = np.sqrt(sq / count)
         pre = cls(mean, std, pixel_scale, x.shape[1:], None, zca_reg)
-        if zca:  # Σ = XᵀX / n accumulated over chunks to bound memory.
+        if zca:  # Σ = XᵀX / m accumulated over chunks to bound memory.
+            m = n if zca_fit_count is None else int(zca_fit_count)
+            if isinstance(zca_fit_count, bool) or not 1 <= m <= n:
+                raise ValueError(
+                    f"zca_fit_count must be between 1 and the number of images ({n}). "
+                    f"Received: zca_fit_count={zca_fit_count!r}."
+                )
             d = int(np.prod(x.shape[1:]))
             gram = np.zeros((d, d))
-            for i in range(0, n, _CHUNK):
-                rows = layer_norm_rows(pre.standardize(x[i : i + _CHUNK]).reshape(-1, d))
+            for i in range(0, m, _CHUNK):
+                chunk = x[i : min(i + _CHUNK, m)]
+                rows = layer_norm_rows(pre.standardize(chunk).reshape(-1, d))
                 gram += rows.T @ rows
-            pre.zca_matrix = _whitening_from_covariance(gram / n, n, zca_reg)
+            pre.zca_matrix = _whitening_from_covariance(gram / m, m, zca_reg)
         return pre
 
     def standardize(self, x_raw: np.ndarray) -> np.ndarray:

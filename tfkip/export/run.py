@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from tfkip import io as _io
-from tfkip.export.grid import display_fn_for, image_grid
+from tfkip.export.grid import class_names_for, display_fn_for, image_grid
 from tfkip.export.kip_npz import write_catalog, write_kip_npz
 from tfkip.export.metadata import DistilledMetadata
 from tfkip.export.runs import load_run
@@ -71,6 +71,9 @@ def export_distilled(
         png = _io.join(written["export"], "support_grid.png")
     if grid:
         fn = display_fn_for(metadata)
-        image_grid(images, labels, png, display_fn=fn, max_per_class=max_per_class)
+        names = class_names_for(metadata.dataset, metadata.num_classes)
+        image_grid(
+            images, labels, png, display_fn=fn, max_per_class=max_per_class, class_names=names
+        )
         written["grid"] = png
     return written

@@ -28,10 +28,11 @@ from absl import logging
 
 from tfkip import architectures, io
 from tfkip.data import class_balanced_indices, make_augmentation, prepare
-from tfkip.export.grid import image_grid
+from tfkip.export.grid import class_names_for, image_grid
 from tfkip.kip.krr import check_finite
 from tfkip.kip.model import KIPModel
 from tfkip.kip.optimizer import KIPAdam
+from tfkip.progress import Progress, format_duration
 from tfkip.train.config import DistillConfig
 from tfkip.train.loop import KIPTrainer
 from tfkip.train.preemption import Preempted, TerminationWatcher
@@ -123,12 +124,20 @@ class _Run:
             self.writer = tf.summary.create_noop_writer()
 
     def evaluate(self, step: int, **extra) -> dict[str, Any]:
-        metrics = self.trainer.evaluate(self.data.x_test, self.data.y_test, self.config.eval_tile)
+        progress = Progress(
+            len(self.data.x_test), f"evaluation at step {step}", unit="test images", quiet_for=10
+        )
+        metrics = self.trainer.evaluate(
+            self.data.x_test, self.data.y_test, self.config.eval_tile, progress.update
+        )
         check_finite(metrics["test_mse"], "The KRR test prediction", step)
         record = {"step": step, **metrics, **extra}
         with self.writer.as_default(step=step):
             tf.summary.scalar("test/accuracy", metrics["test_accuracy"])
             tf.summary.scalar("test/mse", metrics["test_mse"])
+            if self.is_chief:  # the support set as it is at this evaluation
+                images, labels = self.model.distilled()
+                tf.summary.image("support", self.support_grid(images, labels)[None])
         logging.info(
             "step %d: test accuracy %.4f, test mse %.5f",
             step,
@@ -137,18 +146,25 @@ class _Run:
         )
         return record
 
-    def log_loop(self, step: int, num: int, seconds: float, loss: float, acc: float) -> None:
-        """One progress line and the train summaries of a host loop of ``num`` steps."""
+    def log_loop(
+        self, step: int, num: int, seconds: float, loss: float, acc: float, progress: Progress
+    ) -> None:
+        """One progress line (with time left) and the train summaries of a host loop."""
         rate = num / seconds
         images = rate * self.config.target_batch_size
+        progress.update(step)
+        left = progress.seconds_left()
         logging.info(
-            "step %d/%d: loss %.5f, accuracy %.4f, %.1f steps/s, %.0f target images/s",
+            "step %d/%d: loss %.5f, accuracy %.4f, %.1f steps/s, %.0f target images/s, "
+            "%s elapsed, %s left",
             step,
             self.config.steps,
             loss,
             acc,
             rate,
             images,
+            format_duration(progress.elapsed),
+            "?" if left is None else ("~" + format_duration(left) if left else "nothing"),
         )
         with self.writer.as_default(step=step):
             tf.summary.scalar("train/loss", loss)
@@ -158,14 +174,23 @@ class _Run:
             tf.summary.scalar("steps_per_second", rate)
             tf.summary.scalar("target_images_per_second", images)
 
+    def support_grid(self, images, labels, path: str | None = None) -> np.ndarray:
+        """The (rows, cols, C) uint8 picture: natural start beside ``images``, classes named."""
+        return image_grid(
+            images,
+            labels,
+            path=path,
+            natural=self.support_images,
+            natural_labels=self.support_labels,
+            class_names=class_names_for(self.config.dataset, self.data.num_classes),
+        )
+
     def write_outputs(self, step: int) -> None:
         images, labels = self.model.distilled()
         if not self.is_chief:
             return
         self.workdir.write_distilled(images, labels)
-        grid = image_grid(images, labels, path=self.workdir.join("support.png"))
-        with self.writer.as_default(step=step):
-            tf.summary.image("support", grid[None] if grid.ndim == 3 else grid[None, ..., None])
+        self.support_grid(images, labels, path=self.workdir.join("support.png"))
         self.writer.flush()
 
 
@@ -210,6 +235,10 @@ def run_distillation(config: DistillConfig) -> dict[str, Any]:
         if not run.is_chief:
             _remove_tree(run.checkpoint_dir)  # scratch copy of a non-chief worker
 
+    # Time left is estimated from this process's own speed (a resumed run's too).
+    progress = Progress(
+        max(config.steps, 1), "KIP", start=min(step, config.steps), log_fn=lambda line: None
+    )
     with TerminationWatcher(run.strategy) as watcher:
         while step < config.steps:
             num = min(config.steps_per_loop, config.steps - step)
@@ -219,7 +248,7 @@ def run_distillation(config: DistillConfig) -> dict[str, Any]:
             seconds = time.perf_counter() - start
             step += num
             step_var.assign(step)
-            run.log_loop(step, num, seconds, train_loss, train_acc)
+            run.log_loop(step, num, seconds, train_loss, train_acc, progress)
             if step % config.eval_every == 0 or step == config.steps:
                 records.append(run.evaluate(step, train_loss=train_loss, train_accuracy=train_acc))
                 if run.is_chief:
@@ -246,7 +275,10 @@ def run_label_solve(config: DistillConfig) -> list[dict[str, Any]]:
     """Label Solve on the natural class-balanced support over the whole train split."""
     run = _Run(config, label_solve=True)
     natural = run.evaluate(0, labels="natural")
-    solved_labels = run.trainer.label_solve(run.data.x_train, run.data.y_train, config.reg)
+    progress = Progress(len(run.data.x_train), "Label Solve", unit="target images", quiet_for=10)
+    solved_labels = run.trainer.label_solve(
+        run.data.x_train, run.data.y_train, config.reg, progress=progress.update
+    )
     check_finite(solved_labels, "The solved labels")
     run.model.support_labels.assign(solved_labels)
     solved = run.evaluate(0, labels="solved")

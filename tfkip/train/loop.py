@@ -183,17 +183,29 @@ class KIPTrainer:
             self._sum_fns[name] = tf.function(run)
         return self._sum_fns[name]
 
-    def _sum_over(self, name: str, fn, arrays, tile: int):
-        """Sums ``fn(support_images, support_labels, *tile_arrays, mask)`` over tiles/replicas."""
+    def _sum_over(self, name: str, fn, arrays, tile: int, progress=None):
+        """Sums ``fn(support_images, support_labels, *tile_arrays, mask)`` over tiles/replicas.
+
+        ``progress(rows_done)``, if given, is called after each group of replica tiles.
+        """
         run = self._sum_fn(name, fn)
         total = None
-        for values in self._tiles(arrays, tile):
+        n, step = arrays[0].shape[0], tile * self.replicas
+        for i, values in enumerate(self._tiles(arrays, tile)):
             reduced = [v.numpy() for v in run(values)]
             total = reduced if total is None else [a + b for a, b in zip(total, reduced)]
+            if progress is not None:
+                progress(min((i + 1) * step, n))
         return total
 
-    def evaluate(self, x_test: np.ndarray, y_test: np.ndarray, tile: int = 500) -> dict[str, float]:
-        """KRR test accuracy and MSE (``0.5 mean (pred - y)^2``) of the current support."""
+    def evaluate(
+        self, x_test: np.ndarray, y_test: np.ndarray, tile: int = 500, progress=None
+    ) -> dict[str, float]:
+        """KRR test accuracy and MSE (``0.5 mean (pred - y)^2``) of the current support.
+
+        ``progress(test_images_done)`` (e.g. `tfkip.progress.Progress.update`) is called
+        after each group of tiles.
+        """
         x_test = np.asarray(x_test, self.model.dtype)
         y_test = np.asarray(y_test, self.model.dtype)
         tile = min(tile, -(-x_test.shape[0] // self.replicas))
@@ -202,6 +214,7 @@ class KIPTrainer:
             lambda xs, ys, x, y, m: self.model.krr_statistics(x, y, m, support=(xs, ys)),
             (x_test, y_test),
             tile,
+            progress,
         )
         check_finite(sq, "The KRR test prediction")
         return {
@@ -209,8 +222,13 @@ class KIPTrainer:
             "test_mse": float(0.5 * sq / (count * y_test.shape[1])),
         }
 
-    def label_solve(self, x_target, y_target, reg: float = 1e-6, tile: int = 1000) -> np.ndarray:
-        """Label Solve for the current support images over the whole target set."""
+    def label_solve(
+        self, x_target, y_target, reg: float = 1e-6, tile: int = 1000, progress=None
+    ) -> np.ndarray:
+        """Label Solve for the current support images over the whole target set.
+
+        ``progress(target_images_done)`` is called after each group of tiles.
+        """
         model = self.model
         x_target = np.asarray(x_target, model.dtype)
         y_target = np.asarray(y_target, model.dtype)
@@ -221,7 +239,7 @@ class KIPTrainer:
             k_cs = model._kernel_fn(x, x_s) * mask[:, None]
             return tf.matmul(k_cs, k_cs, transpose_a=True), tf.matmul(k_cs, y, transpose_a=True)
 
-        gram, rhs = self._sum_over("label_solve", statistics, (x_target, y_target), tile)
+        gram, rhs = self._sum_over("label_solve", statistics, (x_target, y_target), tile, progress)
         k_ss = model._kernel_fn(tf.convert_to_tensor(model.support_images))
         solved = solve_labels(k_ss, tf.constant(gram), tf.constant(rhs), reg).numpy()
         check_finite(solved, "The solved labels")
