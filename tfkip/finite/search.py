@@ -203,6 +203,13 @@ def read_rows(path: str) -> dict[str, dict[str, Any]]:
     return rows
 
 
+def _rewrite_rows(path: str, rows: dict[str, dict[str, Any]]) -> None:
+    tmp = f"{path}.tmp"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write("".join(json.dumps(row) + "\n" for row in rows.values()))
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
 def search(config: SearchConfig, strategy: tf.distribute.Strategy | None = None) -> dict:
     """Runs (or resumes) the search of ``config``; returns the ``search_result.json`` dict.
 
@@ -236,6 +243,7 @@ def search(config: SearchConfig, strategy: tf.distribute.Strategy | None = None)
 
     rows_path = os.path.join(config.workdir, ROWS_FILE)
     done = read_rows(rows_path)
+    _rewrite_rows(rows_path, done)  # drops a torn last line before appending
     settings = config.settings()
     lr = _learning_rates(base, data, {s["parameterization"] for s in settings})
     jobs = []
