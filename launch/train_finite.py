@@ -35,6 +35,7 @@ from tfkip.train import get_strategy
 
 FLAGS = flags.FLAGS
 flags.adopt_module_key_flags(finite_flags)  # --help lists every flag
+flags.adopt_module_key_flags(cli)  # --debug
 
 
 def main(argv: list[str]) -> None:
