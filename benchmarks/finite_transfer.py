@@ -1,21 +1,23 @@
-"""Finite networks trained on KIP-distilled images vs on the natural images KIP started from.
+"""KRR vs finite networks on KIP-distilled images and on the natural images KIP started from.
 
-    python benchmarks/finite_transfer.py --distilled=/runs/fc_mnist,/runs/convnet_mnist
-    python benchmarks/finite_transfer.py --distilled=/runs/convnet_mnist --width=1024 \
-        --steps=5000 --seeds=0,1,2 --json=/tmp/transfer.json
+    python benchmarks/finite_transfer.py --distilled=/runs/fc_mnist,/runs/conv_mnist \
+        --recipes=default,reference --width=1024
+    python benchmarks/finite_transfer.py --distilled=/runs/convnet_mnist --width=128 \
+        --architecture=convnet --steps=1000 --seeds=0,1 --json=/tmp/transfer.json
 
-For every distill workdir: the same finite network (architecture, depth and dataset from
-the run's config.json unless overridden), the same recipe (`tfkip.finite.TrainConfig`:
-MSE on centred labels, L2 1e-3, SGD momentum 0.9, cosine decay from the empirical-NTK
-learning rate, batch 100) and the same seeds, trained once on the distilled set and once
-on the natural images: the class-balanced initial support
-``tfkip.data.class_balanced_indices(labels_train, per_class, seed)`` of the run (seed
-from its config.json, or --support_seed), with centred one-hot labels. Prints test
-accuracy (mean +- std and min..max over the seeds) and seconds per training step.
+For every distill workdir: its own KRR test accuracy (first and last record of its
+``metrics.jsonl``: the natural start and the distilled set), and, for each recipe of
+--recipes (`tfkip.finite.RECIPES`: 'default' keeps the kernel's accuracy, 'reference' is
+``kip/nn_training``), the same finite network (architecture, depth and dataset from the
+run's config.json unless overridden: a different --architecture is cross-architecture
+transfer) trained with the same seeds once on the distilled set and once on the natural
+images: the class-balanced initial support ``tfkip.data.class_balanced_indices(
+labels_train, per_class, seed)`` of the run, with centred one-hot labels. Prints a
+Markdown table: test accuracy (mean over seeds), the finite / KRR ratio, and wall
+seconds per training run (NTK estimate + fit + test).
 
-Cost (2 CPU cores, mnist_5k, 10 images, batch = 10): FC width 1024 ~0.005 s per step,
-Conv depth 2 width 128 ~0.05 s, ConvNet depth 3 width 64 ~0.04 s; 2 sets x 3 seeds x
---steps steps, plus the NTK estimate and test evaluation per run.
+Cost (2 CPU cores, mnist_5k, 10 images): FC width 1024 ~0.015 s per step, Conv depth 2
+width 256 ~0.1 s, ConvNet depth 3 width 128 ~0.1 s; 2 sets x recipes x seeds runs.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import time
 
 import numpy as np
 
 from tfkip import data
-from tfkip.finite import TrainConfig, load_transfer_data, train_on_arrays
-from tfkip.finite.train import resolve_config
+from tfkip.finite import TrainConfig, load_transfer_data, resolve_config, train_on_arrays
 
 
 def natural_support(transfer, support_seed):
@@ -40,81 +43,87 @@ def natural_support(transfer, support_seed):
     return prepared.x_train[idx], prepared.y_train[idx].astype(np.float32)
 
 
+def run_krr(run: str) -> tuple[float | None, float | None]:
+    """(natural-start, final) KRR test accuracy from the run's metrics.jsonl."""
+    path = os.path.join(run, "metrics.jsonl")
+    if not os.path.exists(path):
+        return None, None
+    with open(path) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return records[0]["test_accuracy"], records[-1]["test_accuracy"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--distilled", required=True, help="comma list of distill workdirs")
-    parser.add_argument("--seeds", default="0,1,2", help="training seeds")
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--width", type=int, default=128, help="reference: 1024")
-    parser.add_argument("--parameterization", default="standard")
-    parser.add_argument("--loss", default="mse", choices=["mse", "xent"])
-    parser.add_argument("--center", action="store_true", help="train f - f_init")
+    parser.add_argument("--recipes", default="default,reference", help="comma list of recipes")
+    parser.add_argument("--seeds", default="0", help="training seeds (comma list)")
+    parser.add_argument("--steps", type=int, default=None, help="default: the recipe's")
+    parser.add_argument("--width", type=int, default=1024, help="reference: 1024")
     parser.add_argument("--batch_size", type=int, default=100)
-    parser.add_argument("--learning_rate", type=float, default=None, help="default: NTK")
     parser.add_argument("--architecture", default=None, help="default: the run's")
     parser.add_argument("--depth", type=int, default=None, help="default: the run's")
     parser.add_argument("--support_seed", type=int, default=None, help="default: the run's")
+    parser.add_argument("--sets", default="distilled,natural", help="which sets to train on")
     parser.add_argument("--json", default=None, help="also write all results here")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     rows, results = [], []
     for run in args.distilled.split(","):
         transfer = load_transfer_data(run)
-        base = resolve_config(
-            TrainConfig(
-                architecture=args.architecture,
-                depth=args.depth,
-                width=args.width,
-                parameterization=args.parameterization,
-                loss=args.loss,
-                center=args.center,
-                steps=args.steps,
-                batch_size=args.batch_size,
-                learning_rate=args.learning_rate,
-                verbose=0,
-            ),
-            transfer.run_config,
-        )
-        natural = natural_support(transfer, args.support_seed)
-        for kind, (images, labels) in (
-            ("distilled", (transfer.images, transfer.labels)),
-            ("natural", natural),
-        ):
-            runs = []
-            for seed in seeds:
-                config = dataclasses.replace(base, seed=seed)
-                metrics = train_on_arrays(
-                    images,
-                    labels,
-                    transfer.prepared.x_test,
-                    transfer.prepared.labels_test,
-                    config,
-                    x_ntk=transfer.ntk_inputs(config.ntk_num_inputs),
+        krr = dict(zip(("natural", "distilled"), run_krr(run)))
+        sets = {"distilled": (transfer.images, transfer.labels)}
+        sets["natural"] = natural_support(transfer, args.support_seed)
+        for kind in args.sets.split(","):
+            images, labels = sets[kind]
+            row = {"run": run, "set": kind, "n": int(images.shape[0]), "krr": krr[kind]}
+            for recipe in args.recipes.split(","):
+                base = TrainConfig(
+                    recipe=recipe,
+                    architecture=args.architecture,
+                    depth=args.depth,
+                    width=args.width,
+                    steps=args.steps,
+                    batch_size=args.batch_size,
+                    verbose=0,
                 )
-                runs.append(metrics)
-                print(f"{run} {kind} seed={seed}: test_accuracy={metrics['test_accuracy']:.4f}")
-            acc = np.array([m["test_accuracy"] for m in runs])
-            sps = np.array([m["seconds_per_step"] for m in runs])
-            label = f"{base.architecture}{'' if base.depth is None else base.depth}"
-            rows.append((run, label, kind, images.shape[0], acc, sps, runs[0]["learning_rate"]))
-            results.append({"run": run, "set": kind, "metrics": runs})
+                base = resolve_config(base, transfer.run_config)
+                runs = []
+                for seed in seeds:
+                    start = time.perf_counter()
+                    metrics = train_on_arrays(
+                        images,
+                        labels,
+                        transfer.prepared.x_test,
+                        transfer.prepared.labels_test,
+                        dataclasses.replace(base, seed=seed),
+                        x_ntk=transfer.ntk_inputs(base.ntk_num_inputs),
+                    )
+                    metrics["seconds"] = time.perf_counter() - start
+                    runs.append(metrics)
+                    print(f"{run} {kind} {recipe} seed={seed}: {metrics['test_accuracy']:.4f}")
+                row["net"] = f"{base.architecture}{'' if base.depth is None else base.depth}"
+                row[recipe] = float(np.mean([m["test_accuracy"] for m in runs]))
+                row[f"{recipe}_seconds"] = float(np.mean([m["seconds"] for m in runs]))
+                row[f"{recipe}_steps"] = base.steps
+                results.append({"run": run, "set": kind, "recipe": recipe, "metrics": runs})
+            rows.append(row)
 
-    print(
-        f"\nwidth {args.width}, {args.parameterization}, {args.loss}, {args.steps} steps, "
-        f"{'centred, ' if args.center else ''}"
-        f"seeds {seeds}\n"
-    )
-    header = f"{'run':<40s} {'net':<10s} {'set':<10s} {'N':>4s} {'test acc (mean +- std)':>24s}"
-    print(header + f" {'min..max':>13s} {'s/step':>8s} {'lr0':>9s}")
-    for run, net, kind, n, acc, sps, lr in rows:
-        print(
-            f"{run[-40:]:<40s} {net:<10s} {kind:<10s} {n:>4d} "
-            f"{acc.mean():>15.4f} +- {acc.std():.4f} {acc.min():>6.3f}..{acc.max():.3f} "
-            f"{sps.mean():>8.4f} {lr:>9.4g}"
-        )
+    recipes = args.recipes.split(",")
+    print(f"\nwidth {args.width}, seeds {seeds}\n")
+    head = "| run | net | set | N | KRR |" + "".join(f" {r} (ratio, s) |" for r in recipes)
+    print(head + "\n|" + " --- |" * (5 + len(recipes)))
+    for row in rows:
+        krr = row["krr"]
+        cells = [os.path.basename(row["run"].rstrip("/")), row["net"], row["set"], str(row["n"])]
+        cells.append("-" if krr is None else f"{krr:.3f}")
+        for r in recipes:
+            ratio = "" if not krr else f"{row[r] / krr:.2f}, "
+            cells.append(f"{row[r]:.3f} ({ratio}{row[f'{r}_seconds']:.0f} s)")
+        print("| " + " | ".join(cells) + " |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+            json.dump({"rows": rows, "runs": results}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ SCRIPT = os.path.join(ROOT, "launch", "train_finite.py")
 FLAGS = (
     "distilled dataset data_dir architecture depth width parameterization loss steps "
     "batch_size learning_rate seed workdir strategy tpu num_cpu_devices steps_per_loop "
-    "checkpoint_every"
+    "checkpoint_every recipe [no]center l2 max_lr_factor [no]search lr_factor_grid l2_grid "
+    "center_grid "
+    "parameterization_grid validation_size parallel"
 ).split()
 
 
@@ -155,7 +157,7 @@ def test_train_config_validates_and_resolves_run_defaults():
     resolved = resolve_config(TrainConfig(), run)
     assert (resolved.architecture, resolved.depth, resolved.readout) == ("convnet", 2, "gap")
     assert (resolved.W_std, resolved.b_std) == (1.5, None)
-    assert (resolved.width, resolved.parameterization) == (1024, "standard")  # finite net's own
+    assert (resolved.width, resolved.parameterization) == (1024, "ntk")  # the recipe's, not run's
     assert resolved.dataset == "cifar10"
     mine = resolve_config(TrainConfig(architecture="fc", dataset="mnist_5k"), run)
     assert (mine.architecture, mine.depth, mine.dataset) == ("fc", None, "mnist_5k")

@@ -77,6 +77,20 @@ class AffineMixin:
         else:
             self._w_scale, self._b_scale = 1.0, 1.0
 
+    def effective_weights(self) -> list[tuple[Any, float]]:
+        """``[(variable, scale)]``: the layer's effective weights are ``scale * variable``.
+
+        'ntk': ``(kernel, W_std / sqrt(fan_in))`` and ``(bias, b_std)``; 'standard': scale
+        1. The L2 penalty of `tfkip.finite.L2Regularized` and the plain-Keras export of
+        `tfkip.finite.plain_keras_model` both use these.
+        """
+        if self.fan_in is None:
+            raise ValueError(f"Layer {self.name!r} is not built yet; call it on an input first.")
+        pairs = [(self.kernel, float(self._w_scale))]
+        if self.bias is not None:
+            pairs.append((self.bias, float(self._b_scale)))
+        return pairs
+
     def _affine_output(self, linear):
         if self._w_scale != 1.0:
             linear = linear * self._w_scale

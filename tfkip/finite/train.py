@@ -1,9 +1,12 @@
-"""Training a finite network on a (distilled) support set: the reference transfer recipe.
+"""Training a finite network on a (distilled) support set, then testing it.
 
-``kip/nn_training.ipynb`` (spec §4), with `keras.Model.fit`:
+The transfer recipe of ``kip/nn_training.ipynb`` (spec §4), with `keras.Model.fit`, in
+the settings of a `TrainConfig` (whose ``recipe`` fills parameterization, centring, L2
+and steps; see `tfkip.finite.config`):
 
 * loss ``0.5 * mean((f(x) - y)^2)`` on the centred labels (or softmax cross-entropy on
-  the argmax one-hot labels), plus ``0.5 * l2 * sum(theta^2)`` over all parameters;
+  the argmax one-hot labels), plus ``0.5 * l2 * sum(w^2)`` over the effective weights
+  (`tfkip.finite.L2Regularized`; the reference's ``sum(theta^2)`` under 'standard');
 * `keras.optimizers.SGD` with momentum 0.9 on a `keras.optimizers.schedules.CosineDecay`
   from ``lr0`` to 0 over ``steps``;
 * ``lr0`` from the empirical NTK of the initial network (`max_learning_rate`) unless given;
@@ -11,9 +14,12 @@
   the run's seed;
 * test accuracy / loss on the real test split in the distilled images' space.
 
-Optionally (``center=True``, not in the reference) the network trained is the centred
-``f(x; theta) - f(x; theta_0)``, which removes the random initial function from the
-predictions; with 10 images this noise otherwise dominates the test predictions.
+With ``center=True`` (the default recipe; not in the reference) the network trained is
+the centred ``f(x; theta) - f(x; theta_0)``, which removes the random initial function
+from the predictions; with 10 images this noise otherwise dominates the test predictions.
+``workdir/model.keras`` holds the trained function (centred, frozen initial copy inside)
+rebuilt from built-in Keras layers (`tfkip.finite.plain_keras_model`), so plain
+``keras.models.load_model`` loads it and its predictions are the trained network's.
 
 The model is built, compiled and fitted inside ``strategy.scope()``, so any
 `tfkip.train.get_strategy` strategy runs it (Keras scales the per-replica loss so the
@@ -40,7 +46,9 @@ from absl import logging
 from tfkip.finite.build import build_model
 from tfkip.finite.config import TrainConfig, canonical_architecture
 from tfkip.finite.ntk import max_learning_rate
+from tfkip.finite.plain import plain_keras_model
 from tfkip.finite.transfer_data import load_transfer_data
+from tfkip.finite.wrapper import L2Regularized, StepTimer, half_mse
 from tfkip.train.strategy import is_chief, replica_batch_size, worker_dir
 
 METRICS_FILE = "metrics.json"
@@ -48,77 +56,33 @@ _MWMS = tf.distribute.MultiWorkerMirroredStrategy
 MODEL_FILE = "model.keras"
 
 
-@keras.saving.register_keras_serializable(package="tfkip")
-def half_mse(y_true, y_pred):
-    """``0.5 * mean((y_pred - y_true)^2)`` over the last axis (the reference's MSE)."""
-    return 0.5 * keras.ops.mean(keras.ops.square(y_pred - y_true), axis=-1)
+@dataclasses.dataclass(eq=False)
+class FitResult:
+    """A fitted finite network (`fit_network`).
 
-
-class L2Regularized(keras.Model):
-    """Wraps a network and adds ``0.5 * l2 * sum(theta^2)`` over all its trainable weights.
-
-    The penalty is an `add_loss` term, so `fit` adds it to the training loss and
-    `evaluate` reports it inside ``loss``; the ``raw_loss`` metric is the loss without it.
-    Save ``wrapper.network``, not the wrapper.
+    Attributes:
+      wrapper: the compiled `L2Regularized` training model.
+      trained: ``f(.; theta)``, the trained `build_model` network.
+      initial: its frozen initial copy ``f(.; theta_0)`` if centred, else None.
+      network: what predicts: ``trained - initial`` if centred, else ``trained``.
+      config: the run's `TrainConfig`; learning_rate, learning_rate_source, ntk_seconds:
+        lr0 and where it came from; seconds_per_step; final_train_loss_with_l2.
     """
 
-    def __init__(self, network: keras.Model, l2: float, **kwargs):
-        super().__init__(**kwargs)
-        self.network = network
-        self.l2 = float(l2)
+    wrapper: L2Regularized
+    trained: keras.Model
+    initial: keras.Model | None
+    network: keras.Model
+    config: TrainConfig
+    learning_rate: float
+    learning_rate_source: str
+    ntk_seconds: float
+    seconds_per_step: float
+    final_train_loss_with_l2: float
 
-    # Keras 3.15's fit() fails under MultiWorkerMirroredStrategy (keras-team/keras#20585):
-    # its symbolic build reduces a data batch across workers, and it reduces the scalar
-    # logs with axis=0. The two overrides below only act under that strategy.
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        strategy = self._distribute_strategy
-        if iterator is not None and isinstance(strategy, _MWMS):
-            local = strategy.experimental_local_results
-            for _, _, it in iterator:  # build from one local batch, as Keras does otherwise
-                data_batch = tf.nest.map_structure(lambda v: local(v)[0], next(it))
-                break
-            iterator = None
-        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-
-    def train_step(self, data):
-        return self._multi_worker_logs(super().train_step(data))
-
-    def test_step(self, data):
-        return self._multi_worker_logs(super().test_step(data))
-
-    def _multi_worker_logs(self, logs):
-        if isinstance(self.distribute_strategy, _MWMS):
-            return {name: tf.reshape(value, [1]) for name, value in logs.items()}
-        return logs
-
-    def call(self, inputs, training=False):
-        if self.l2:
-            total = sum(
-                keras.ops.sum(keras.ops.square(v)) for v in self.network.trainable_variables
-            )
-            self.add_loss(0.5 * self.l2 * total)
-        return self.network(inputs, training=training)
-
-
-class _StepTimer(keras.callbacks.Callback):
-    """Wall seconds per training step, excluding the first (compiling) execution."""
-
-    def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
-        self.first = None  # (time, step) after the first execution
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.first is None:
-            self.first = (time.perf_counter(), int(self.model.optimizer.iterations.numpy()))
-
-    def on_train_end(self, logs=None):
-        self.end = time.perf_counter()
-        self.steps = int(self.model.optimizer.iterations.numpy())
-
-    def seconds_per_step(self) -> float:
-        if self.first is not None and self.steps > self.first[1]:
-            return (self.end - self.first[0]) / (self.steps - self.first[1])
-        return (self.end - self.start) / max(self.steps, 1)
+    def export(self) -> keras.Model:
+        """The predicting function as built-in Keras layers (`plain_keras_model`)."""
+        return plain_keras_model(self.trained, self.initial)
 
 
 def resolve_config(config: TrainConfig, run_config: dict[str, Any]) -> TrainConfig:
@@ -201,7 +165,54 @@ def train_on_arrays(
       ``seconds_per_step``, ``ntk_seconds``, ``num_params``, ``num_replicas``, ``config``.
     """
     strategy = strategy or tf.distribute.get_strategy()
-    images, labels, x_test, labels_test = _check_arrays(images, labels, x_test, labels_test)
+    _check_arrays(images, labels, x_test, labels_test)
+    fitted = fit_network(images, labels, config, x_ntk=x_ntk, strategy=strategy)
+    test = evaluate_network(fitted, x_test, labels_test)
+    trained = evaluate_network(fitted, images, np.argmax(labels, axis=1), targets=labels)
+    metrics = {
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "test_loss_with_l2": test["loss_with_l2"],
+        "train_accuracy": trained["accuracy"],
+        "train_loss": trained["loss"],
+        "learning_rate": fitted.learning_rate,
+        "learning_rate_source": fitted.learning_rate_source,
+        "ntk_seconds": fitted.ntk_seconds,
+        "seconds_per_step": fitted.seconds_per_step,
+        "steps": int(fitted.wrapper.optimizer.iterations.numpy()),
+        "batch_size": min(config.batch_size, len(images)),
+        "num_train_images": int(len(images)),
+        "num_test_images": int(len(x_test)),
+        "num_params": int(sum(np.prod(v.shape) for v in fitted.trained.trainable_variables)),
+        "num_replicas": int(strategy.num_replicas_in_sync),
+        "final_train_loss_with_l2": fitted.final_train_loss_with_l2,
+        "config": fitted.config.to_dict(),
+    }
+    if config.workdir and is_chief(strategy):
+        _save_model(fitted.export(), os.path.join(config.workdir, MODEL_FILE))
+        _write_json(os.path.join(config.workdir, METRICS_FILE), metrics)
+    return metrics
+
+
+def fit_network(
+    images: np.ndarray,
+    labels: np.ndarray,
+    config: TrainConfig,
+    *,
+    x_ntk: np.ndarray | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+) -> FitResult:
+    """Builds, compiles and fits ``config``'s network on ``(images, labels)``.
+
+    ``images`` ``(N, ...)`` and ``labels`` ``(N, K)`` as in `train_on_arrays`. The
+    learning rate is ``config.learning_rate`` or ``max_lr_factor`` times the
+    empirical-NTK estimate on ``x_ntk[:ntk_num_inputs]`` (default: ``images``). With a
+    ``workdir``, TensorBoard logs go to ``workdir/tb`` and (``checkpoint_every``) backups
+    to ``workdir/backup``. Nothing is evaluated or saved here.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    images = np.asarray(images, np.float32)
+    labels = np.asarray(labels, np.float32)
     num_classes = labels.shape[1]
     image_shape = tuple(images.shape[1:])
     network = config.network(num_classes)
@@ -230,11 +241,9 @@ def train_on_arrays(
         logging.info("Empirical-NTK learning rate: %.6g (%.1f s)", lr0, ntk_seconds)
 
     if config.loss == "mse":
-        targets, test_targets = labels, _centred(labels_test, num_classes)
-        loss_fn = half_mse
+        targets, loss_fn = labels, half_mse
     else:
         targets = np.eye(num_classes, dtype=np.float32)[np.argmax(labels, axis=1)]
-        test_targets = np.eye(num_classes, dtype=np.float32)[labels_test]
         loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True)
 
     steps_per_execution = config.steps_per_loop
@@ -246,9 +255,10 @@ def train_on_arrays(
         )
         steps_per_execution = 1
     with strategy.scope():
-        model = build_model(network, image_shape, config.width, config.seed, name="finite")
+        trained = build_model(network, image_shape, config.width, config.seed, name="finite")
+        initial, model = None, trained
         if config.center:
-            model = _centered(model, network, image_shape, config)
+            model, initial = _centered(trained, network, image_shape, config, both=True)
         wrapper = L2Regularized(model, config.l2)
         schedule = keras.optimizers.schedules.CosineDecay(lr0, config.steps)
         wrapper.compile(
@@ -269,12 +279,11 @@ def train_on_arrays(
         .batch(batch, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)
     )
-    timer = _StepTimer()
+    timer = StepTimer()
     callbacks: list[keras.callbacks.Callback] = [timer]
-    chief = is_chief(strategy)
     if config.workdir:
         # Non-chief workers (multi-worker) log and back up into their own scratch folder.
-        logdir = config.workdir if chief else worker_dir(config.workdir)
+        logdir = config.workdir if is_chief(strategy) else worker_dir(config.workdir)
         tf.io.gfile.makedirs(logdir)
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(logdir, "tb"), write_graph=False))
         if config.checkpoint_every:
@@ -288,46 +297,67 @@ def train_on_arrays(
         shuffle=False,  # the dataset shuffles itself, with the run's seed
         verbose=config.verbose,
     )
+    return FitResult(
+        wrapper=wrapper,
+        trained=trained,
+        initial=initial,
+        network=model,
+        config=config,
+        learning_rate=float(lr0),
+        learning_rate_source=source,
+        ntk_seconds=ntk_seconds,
+        seconds_per_step=timer.seconds_per_step(),
+        final_train_loss_with_l2=float(history.history["loss"][-1]),
+    )
 
-    def evaluate(x, y):
-        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(config.eval_batch_size)
-        return wrapper.evaluate(ds, verbose=0, return_dict=True)
 
-    test = evaluate(x_test, test_targets)
-    trained = evaluate(images, targets)
-    metrics = {
-        "test_accuracy": float(test["accuracy"]),
-        "test_loss": float(test["raw_loss"]),
-        "test_loss_with_l2": float(test["loss"]),
-        "train_accuracy": float(trained["accuracy"]),
-        "train_loss": float(trained["raw_loss"]),
-        "learning_rate": float(lr0),
-        "learning_rate_source": source,
-        "ntk_seconds": ntk_seconds,
-        "seconds_per_step": timer.seconds_per_step(),
-        "steps": int(wrapper.optimizer.iterations.numpy()),
-        "batch_size": batch,
-        "num_train_images": int(images.shape[0]),
-        "num_test_images": int(x_test.shape[0]),
-        "num_params": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
-        "num_replicas": int(strategy.num_replicas_in_sync),
-        "final_train_loss_with_l2": float(history.history["loss"][-1]),
-        "config": config.to_dict(),
+def evaluate_network(
+    fitted: FitResult,
+    x: np.ndarray,
+    labels: np.ndarray,
+    targets: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Accuracy and loss of a fitted network on ``(x, labels)``.
+
+    Args:
+      fitted: a `fit_network` result.
+      x: ``(M, ...)`` images in the training images' space; labels: ``(M,)`` class ids.
+      targets: ``(M, K)`` regression targets of the MSE loss; default: the centred
+        one-hot labels (for 'xent': the one-hot labels).
+
+    Returns:
+      ``accuracy`` (argmax agreement), ``loss`` (without L2), ``loss_with_l2``.
+    """
+    config = fitted.config
+    num_classes = int(fitted.network.outputs[0].shape[-1])
+    labels = np.asarray(labels).astype(np.int64)
+    if config.loss == "xent":
+        targets = np.eye(num_classes, dtype=np.float32)[labels]
+    elif targets is None:
+        targets = _centred(labels, num_classes)
+    ds = tf.data.Dataset.from_tensor_slices(
+        (np.asarray(x, np.float32), np.asarray(targets, np.float32))
+    ).batch(config.eval_batch_size)
+    out = fitted.wrapper.evaluate(ds, verbose=0, return_dict=True)
+    return {
+        "accuracy": float(out["accuracy"]),
+        "loss": float(out["raw_loss"]),
+        "loss_with_l2": float(out["loss"]),
     }
-    if config.workdir and chief:
-        _save_model(model, os.path.join(config.workdir, MODEL_FILE))
-        _write_json(os.path.join(config.workdir, METRICS_FILE), metrics)
-    return metrics
 
 
-def _centered(model, network, image_shape, config) -> keras.Model:
-    """``x -> model(x) - initial(x)`` with ``initial`` a frozen copy of ``model`` now."""
+def _centered(model, network, image_shape, config, both: bool = False):
+    """``x -> model(x) - initial(x)`` with ``initial`` a frozen copy of ``model`` now.
+
+    Returns the centred model, or ``(centred, initial)`` if ``both``.
+    """
     initial = build_model(network, image_shape, config.width, config.seed, name="initial")
     initial.set_weights(model.get_weights())
     initial.trainable = False
-    inputs = keras.Input(image_shape, name="images")
+    inputs = keras.Input(image_shape, name="images" if len(image_shape) == 3 else "inputs")
     outputs = keras.layers.Subtract(name="centered")([model(inputs), initial(inputs)])
-    return keras.Model(inputs, outputs, name="finite_centered")
+    centred = keras.Model(inputs, outputs, name="finite_centered")
+    return (centred, initial) if both else centred
 
 
 def _raw_loss(loss: str):
@@ -346,7 +376,7 @@ def _centred(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return out
 
 
-def _check_arrays(images, labels, x_test, labels_test):
+def _check_arrays(images, labels, x_test, labels_test) -> None:
     images = np.asarray(images)
     labels = np.asarray(labels)
     x_test = np.asarray(x_test)
@@ -377,12 +407,7 @@ def _check_arrays(images, labels, x_test, labels_test):
             f"(the label width). Received: labels_test.shape={labels_test.shape}, "
             f"range=[{labels_test.min()}, {labels_test.max()}]"
         )
-    return (
-        images.astype(np.float32),
-        labels.astype(np.float32),
-        x_test.astype(np.float32),
-        labels_test.astype(np.int64),
-    )
+    return None
 
 
 def _write_json(path: str, payload: dict) -> None:
