@@ -155,7 +155,8 @@ def main():
         "--quick",
         action="store_true",
         help="only FC1, Conv2-Flatten and ConvNet 16x16x3 (unless --cases says\n"
-        "otherwise), with fewer steps and one round",
+        "otherwise), one round, fewer steps: --loop 20, 5, 1 (1 for the big ConvNets),\n"
+        "--repeats 3, 3, 2 (1), --nt-steps 10, 5, 2 (1)",
     )
     parser.add_argument("--child", choices=sorted(CASES), help=argparse.SUPPRESS)
     args = parser.parse_args()
