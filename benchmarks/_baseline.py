@@ -78,6 +78,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, case_names) -> None:
         help="kill a subprocess whose RSS exceeds this many MB; the machine is shared\n"
         "(default: 60%% of MemAvailable at start, here %(default)s)",
     )
+    add_log_argument(parser)
 
 
 def select_cases(spec: str | None, standard, extra, parser) -> list[str]:
@@ -194,44 +195,82 @@ def check_nt(args, parser, script: str) -> str | None:
     return path
 
 
-def interleave(case: str, rounds: int, run_tfkip, run_nt, seconds_key: str) -> dict:
-    """Runs ``rounds`` interleaved rounds of one case; returns the aggregated row.
+def interleave(case: str, rounds: int, run_tfkip, run_nt, seconds_key: str, **extra) -> dict:
+    """Runs ``rounds`` interleaved rounds of one case; returns the `aggregate` row.
 
     ``run_tfkip()`` / ``run_nt()`` each return a `run_measured` dict (``run_nt`` may be
-    None: tfkip alone). The row holds, per side, the median seconds, the max peak RSS and
-    the first error, and the median of the per-round tfkip/NT ratios with their range.
+    None: tfkip alone). Each result is printed to stderr as one JSON line, with ``case``,
+    ``side``, ``round`` and ``extra`` added (what ``--from-log`` reads back).
     """
-    sides = {"tfkip": [], "nt": []}
-    ratios = []
+    results = []
     for r in range(rounds):
         order = ["tfkip", "nt"] if r % 2 == 0 else ["nt", "tfkip"]
-        this = {}
         for side in order:
             fn = run_tfkip if side == "tfkip" else run_nt
             if fn is None:
                 continue
-            res = fn()
-            res["round"] = r
-            print(json.dumps({**res, "case": case, "side": side}), file=sys.stderr, flush=True)
-            sides[side].append(res)
-            this[side] = res
-        t, n = this.get("tfkip", {}), this.get("nt", {})
-        if seconds_key in t and seconds_key in n:
-            ratios.append(t[seconds_key] / n[seconds_key])
-    row = {"case": case}
-    for side, results in sides.items():
-        ok = [res for res in results if seconds_key in res]
-        errors = [res["error"] for res in results if "error" in res]
+            res = {**fn(), "case": case, "side": side, "round": r, **extra}
+            print(json.dumps(res), file=sys.stderr, flush=True)
+            results.append(res)
+    return aggregate(case, results, seconds_key)
+
+
+def aggregate(case: str, results: list[dict], seconds_key: str) -> dict:
+    """One table row from the per-process results of one case.
+
+    Per side: the median seconds over rounds, the max peak RSS, the first error. The ratio
+    is the median of the per-round tfkip / NT ratios (rounds where both sides succeeded),
+    with their range when there are several.
+    """
+    row = {"case": case, "results": results}
+    for side in ("tfkip", "nt"):
+        mine = [res for res in results if res["side"] == side]
+        ok = [res for res in mine if seconds_key in res]
+        errors = [res["error"] for res in mine if "error" in res]
         row[side] = dict(
             seconds=statistics.median(res[seconds_key] for res in ok) if ok else None,
-            peak_rss_mb=max((res["peak_rss_mb"] for res in results), default=None),
+            peak_rss_mb=max((res["peak_rss_mb"] for res in mine), default=None),
             error=errors[0] if errors else None,
-            runs=len(results),
-            results=results,
+            results=mine,
         )
+    by_round = {}
+    for res in results:
+        if seconds_key in res:
+            by_round.setdefault(res["round"], {})[res["side"]] = res[seconds_key]
+    ratios = [t["tfkip"] / t["nt"] for t in by_round.values() if len(t) == 2]
+    row["rounds"] = len({res["round"] for res in results})
     row["ratio"] = statistics.median(ratios) if ratios else None
     row["ratio_range"] = (min(ratios), max(ratios)) if len(ratios) > 1 else None
     return row
+
+
+def rows_from_log(paths, seconds_key: str) -> list[dict]:
+    """Rows rebuilt from the stderr JSON lines of earlier runs (cases in order of appearance).
+
+    Several logs are merged; rounds of one case in different logs are renumbered so they
+    stay apart.
+    """
+    cases: dict[str, list[dict]] = {}
+    for i, path in enumerate(paths):
+        with open(path) as f:
+            for line in f:
+                if not line.startswith("{"):
+                    continue
+                res = json.loads(line)
+                if "side" in res and "case" in res:
+                    res["round"] = (i, res.get("round", 0))
+                    cases.setdefault(res["case"], []).append(res)
+    return [aggregate(case, results, seconds_key) for case, results in cases.items()]
+
+
+def add_log_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--from-log",
+        metavar="FILE",
+        nargs="+",
+        help="run nothing: print the table from the JSON lines earlier runs wrote to\n"
+        "stderr (several files are merged, e.g. runs of different --cases)",
+    )
 
 
 def fmt_seconds(side: dict) -> str:

@@ -157,6 +157,11 @@ def main():
     if args.child:
         print(json.dumps(run_case(args.child, args.repeats, args.dtype)), flush=True)
         return
+    if args.from_log:
+        rows = _baseline.rows_from_log(args.from_log, "median_s")
+        nt_shown = any(row["nt"]["results"] for row in rows)
+        print_table(rows, nt_shown, "from " + " ".join(args.from_log), args)
+        return
     nt_script = _baseline.check_nt(args, parser, "bench.py")
     if args.cases is None and args.quick:
         names = list(QUICK)
@@ -191,14 +196,16 @@ def main():
                 (lambda nt_case=nt_case: run_nt(nt_case)) if nt_case else None,
                 "median_s",
             )
-            | dict(rounds=rounds if nt_case else 1)
         )
+    when = f"{started}, {load_before} at start, {_baseline.load_line()} at end"
+    print_table(rows, bool(nt_script), when, args)
 
-    print(
-        f"\nKernel forward ({args.dtype}, get=('nngp', 'ntk')), {started}, {load_before} at "
-        f"start, {_baseline.load_line()} at end\n"
-    )
-    if nt_script:
+
+def print_table(rows, nt_shown, when, args):
+    dtypes = sorted({r.get("dtype", "?") for row in rows for r in row["results"] if "dtype" in r})
+    dtype = "/".join(dtypes) or args.dtype
+    print(f"\nKernel forward ({dtype}, get=('nngp', 'ntk')), {when}\n")
+    if nt_shown:
         print(
             "| case | tfkip (s) | tfkip peak RSS MB | NT (s) | NT peak RSS MB | tfkip / NT "
             "| rounds |"
@@ -209,8 +216,8 @@ def main():
         print("| --- | ---: | ---: | ---: |")
     for row in rows:
         t, n = row["tfkip"], row["nt"]
-        description = CASES[row["case"]][0]
-        if nt_script:
+        description = CASES[row["case"]][0] if row["case"] in CASES else row["case"]
+        if nt_shown:
             print(
                 f"| {description} | {_baseline.fmt_seconds(t)} | {_baseline.fmt_rss(t)} "
                 f"| {_baseline.fmt_seconds(n)} | {_baseline.fmt_rss(n)} "
@@ -224,9 +231,11 @@ def main():
                 f"| {description} | {_baseline.fmt_seconds(t)} | {first} "
                 f"| {_baseline.fmt_rss(t)}{imported} |"
             )
+    repeats = sorted({r["repeats"] for row in rows for r in row["results"] if "repeats" in r})
     print(
-        f"\nMedian of {args.repeats} calls after a warm-up, per process; peak RSS of each "
-        "process (max over rounds), imports included. '*': some round failed (see stderr)."
+        f"\nMedian of {'/'.join(map(str, repeats)) or args.repeats} calls after a warm-up, per "
+        "process; peak RSS of each process (max over rounds), imports included. '*': some "
+        "round failed (see stderr)."
     )
 
 

@@ -161,12 +161,23 @@ def main():
     parser.add_argument("--child", choices=sorted(CASES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(time_case(args.child, args.loop or 1, args.repeats or 1)), flush=True)
+        print(
+            json.dumps(time_case(args.child, args.loop or 1, args.repeats or 1)),
+            flush=True,
+        )
         return
     for flag in ("loop", "repeats", "nt_steps", "rounds"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1")
+    if args.from_log:
+        rows = _baseline.rows_from_log(args.from_log, "median_step_s")
+        print_table(
+            rows,
+            any(row["nt"]["results"] for row in rows),
+            "from " + " ".join(args.from_log),
+        )
+        return
     nt_script = _baseline.check_nt(args, parser, "kip_step.py")
     if args.cases is None and args.quick:
         names = list(QUICK)
@@ -186,7 +197,10 @@ def main():
         cmd = [sys.executable, os.path.abspath(__file__), "--child", name]
         cmd += ["--loop", str(loop), "--repeats", str(repeats)]
         return _baseline.run_measured(
-            cmd, env=_baseline.tfkip_env(), timeout=args.timeout, max_rss_mb=args.max_rss_mb
+            cmd,
+            env=_baseline.tfkip_env(),
+            timeout=args.timeout,
+            max_rss_mb=args.max_rss_mb,
         )
 
     def run_nt(name, steps):
@@ -194,7 +208,10 @@ def main():
         cmd = [args.nt_python, nt_script, nt_arch, str(support), str(target), dtype]
         cmd += [str(h), str(w), str(c), str(steps)]
         return _baseline.run_measured(
-            cmd, env=_baseline.nt_env(), timeout=args.timeout, max_rss_mb=args.max_rss_mb
+            cmd,
+            env=_baseline.nt_env(),
+            timeout=args.timeout,
+            max_rss_mb=args.max_rss_mb,
         )
 
     started = time.strftime("%Y-%m-%d %H:%M %Z")
@@ -209,12 +226,38 @@ def main():
                 lambda name=name, loop=loop, repeats=repeats: run_tfkip(name, loop, repeats),
                 (lambda name=name, steps=nt_steps: run_nt(name, steps)) if nt_script else None,
                 "median_step_s",
+                budget=[loop, repeats, nt_steps],
             )
-            | dict(budget=(loop, repeats, nt_steps, rounds))
         )
+    print_table(
+        rows,
+        bool(nt_script),
+        f"{started}, {load_before} at start, {_baseline.load_line()} at end",
+    )
 
-    print(f"\nKIP step, {started}, {load_before} at start, {_baseline.load_line()} at end\n")
-    if nt_script:
+
+def steps_text(row, nt_shown):
+    """'loop x calls; NT steps; rounds' of a row (from its results, else its budget)."""
+    results = row["results"]
+    planned = next((res["budget"] for res in results if "budget" in res), None)
+    tk = next((res for res in row["tfkip"]["results"] if "loop" in res), None)
+    nt = next((res for res in row["nt"]["results"] if "steps" in res), None)
+    tk_text = (
+        f"{tk['loop']} x {tk['repeats']}"
+        if tk
+        else f"{planned[0]} x {planned[1]}"
+        if planned
+        else "?"
+    )
+    if not nt_shown:
+        return tk_text
+    nt_text = str(nt["steps"]) if nt else str(planned[2]) if planned else "?"
+    return f"{tk_text}; {nt_text}; {row['rounds']}"
+
+
+def print_table(rows, nt_shown, when):
+    print(f"\nKIP step, {when}\n")
+    if nt_shown:
         print(
             "| case | tfkip s/step | tfkip peak RSS MB | NT s/step | NT peak RSS MB "
             "| tfkip / NT | steps (tfkip loop x calls; NT; rounds) |"
@@ -225,20 +268,19 @@ def main():
         print("| --- | ---: | ---: | ---: | --- |")
     for row in rows:
         t, n = row["tfkip"], row["nt"]
-        loop, repeats, nt_steps, rounds = row["budget"]
-        description = CASES[row["case"]][0]
-        if nt_script:
+        description = CASES[row["case"]][0] if row["case"] in CASES else row["case"]
+        if nt_shown:
             print(
                 f"| {description} | {_baseline.fmt_seconds(t)} | {_baseline.fmt_rss(t)} "
                 f"| {_baseline.fmt_seconds(n)} | {_baseline.fmt_rss(n)} "
-                f"| {_baseline.fmt_ratio(row)} | {loop} x {repeats}; {nt_steps}; {rounds} |"
+                f"| {_baseline.fmt_ratio(row)} | {steps_text(row, nt_shown)} |"
             )
         else:
             firsts = [r["first_step_s"] for r in t["results"] if "first_step_s" in r]
             first = f"{statistics.median(firsts):.2f}" if firsts else "-"
             print(
                 f"| {description} | {_baseline.fmt_seconds(t)} | {first} "
-                f"| {_baseline.fmt_rss(t)} | {loop} x {repeats} |"
+                f"| {_baseline.fmt_rss(t)} | {steps_text(row, nt_shown)} |"
             )
     print(
         "\nSeconds per step after compilation, median; peak RSS of each process (max over "
