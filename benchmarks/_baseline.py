@@ -123,6 +123,18 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def exit_on_sigterm() -> None:
+    """Makes SIGTERM raise SystemExit, so a killed parent also kills its running child."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def run_measured(cmd, *, env=None, timeout: float, max_rss_mb: float) -> dict:
     """Runs ``cmd``; returns its last stdout JSON line plus ``peak_rss_mb`` and ``wall_s``.
 
@@ -133,21 +145,22 @@ def run_measured(cmd, *, env=None, timeout: float, max_rss_mb: float) -> dict:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, start_new_session=True)
         killed = None
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if killed is None:
-                if time.perf_counter() - start > timeout:
-                    killed = f"timeout after {timeout:.0f} s"
-                elif _rss_mb(proc.pid) > max_rss_mb:
-                    killed = f"killed: RSS above --max-rss-mb={max_rss_mb:.0f}"
-                if killed:
-                    try:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-            time.sleep(0.1)
+        try:
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if killed is None:
+                    if time.perf_counter() - start > timeout:
+                        killed = f"timeout after {timeout:.0f} s"
+                    elif _rss_mb(proc.pid) > max_rss_mb:
+                        killed = f"killed: RSS above --max-rss-mb={max_rss_mb:.0f}"
+                    if killed:
+                        _kill_group(proc.pid)
+                time.sleep(0.1)
+        except BaseException:  # Ctrl-C or SIGTERM of the parent: take the child down too
+            _kill_group(proc.pid)
+            raise
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - start
         out.seek(0)

@@ -162,6 +162,7 @@ def main():
         nt_shown = any(row["nt"]["results"] for row in rows)
         print_table(rows, nt_shown, "from " + " ".join(args.from_log), args)
         return
+    _baseline.exit_on_sigterm()
     nt_script = _baseline.check_nt(args, parser, "bench.py")
     if args.cases is None and args.quick:
         names = list(QUICK)

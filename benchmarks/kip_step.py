@@ -178,6 +178,7 @@ def main():
             "from " + " ".join(args.from_log),
         )
         return
+    _baseline.exit_on_sigterm()
     nt_script = _baseline.check_nt(args, parser, "kip_step.py")
     if args.cases is None and args.quick:
         names = list(QUICK)
