@@ -85,7 +85,7 @@ BUDGET = {
 }
 
 
-def time_case(name, loop, repeats):
+def time_case(name, loop, repeats, kernel_batch_size=None):
     """Runs one case's tfkip side in this process; returns the JSON-able result."""
     import keras
     import numpy as np
@@ -102,7 +102,8 @@ def time_case(name, loop, repeats):
     x = rng.standard_normal((n, *shape)).astype(dtype)
     y = (np.eye(10)[labels] - 0.1).astype(dtype)
     idx = np.concatenate([np.flatnonzero(labels == c)[: support // 10] for c in range(10)])
-    model = KIPModel(architectures.get(arch, depth), x[idx], y[idx], dtype=dtype)
+    network = architectures.get(arch, depth)
+    model = KIPModel(network, x[idx], y[idx], kernel_batch_size=kernel_batch_size, dtype=dtype)
     model.compile(optimizer=keras.optimizers.Adam(0.04))
     model.optimizer.build(model.trainable_variables)
     trainer = KIPTrainer(model, model.distribute_strategy, x, y, labels, target, seed=0)
@@ -123,6 +124,7 @@ def time_case(name, loop, repeats):
         min_step_s=min(times),
         loop=loop,
         repeats=repeats,
+        kernel_batch_size=kernel_batch_size,
         import_rss_mb=import_rss,
         self_peak_rss_mb=_baseline.vmhwm_mb(),
     )
@@ -158,15 +160,23 @@ def main():
         "otherwise), one round, fewer steps: --loop 20, 5, 1 (1 for the big ConvNets),\n"
         "--repeats 3, 3, 2 (1), --nt-steps 10, 5, 2 (1)",
     )
+    parser.add_argument(
+        "--kernel-batch-size",
+        type=int,
+        help="tfkip: pass KIPModel(kernel_batch_size=N) (kernel tiles of N images) instead\n"
+        "of the default settings; the NT side is unchanged (it has no tiles)",
+    )
     parser.add_argument("--child", choices=sorted(CASES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(
-            json.dumps(time_case(args.child, args.loop or 1, args.repeats or 1)),
+            json.dumps(
+                time_case(args.child, args.loop or 1, args.repeats or 1, args.kernel_batch_size)
+            ),
             flush=True,
         )
         return
-    for flag in ("loop", "repeats", "nt_steps", "rounds"):
+    for flag in ("loop", "repeats", "nt_steps", "rounds", "kernel_batch_size"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1")
@@ -197,6 +207,8 @@ def main():
     def run_tfkip(name, loop, repeats):
         cmd = [sys.executable, os.path.abspath(__file__), "--child", name]
         cmd += ["--loop", str(loop), "--repeats", str(repeats)]
+        if args.kernel_batch_size:
+            cmd += ["--kernel-batch-size", str(args.kernel_batch_size)]
         return _baseline.run_measured(
             cmd,
             env=_baseline.tfkip_env(),
@@ -270,6 +282,9 @@ def print_table(rows, nt_shown, when):
     for row in rows:
         t, n = row["tfkip"], row["nt"]
         description = CASES[row["case"]][0] if row["case"] in CASES else row["case"]
+        tiles = {r.get("kernel_batch_size") for r in t["results"]} - {None}
+        if tiles:
+            description += ", tfkip kernel_batch_size=" + "/".join(map(str, sorted(tiles)))
         if nt_shown:
             print(
                 f"| {description} | {_baseline.fmt_seconds(t)} | {_baseline.fmt_rss(t)} "
