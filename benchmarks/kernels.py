@@ -1,15 +1,18 @@
 """Kernel forward speed and peak memory, tfkip beside neural-tangents, interleaved.
 
-    # side by side, the five standard cases, default call (~15 min on 2 shared cores,
-    # most of it neural-tangents on the two 32x32x3 cases):
+    # side by side, the five standard cases, default call (~15 min on an idle 2-core
+    # machine, most of it neural-tangents on the two 32x32x3 cases; several times that
+    # on a shared one):
     python benchmarks/kernels.py --nt-python=/tmp/nt-baseline-venv/bin/python
-    # quick: FC3, Conv3+Flatten and Conv3+GAP 16x16x3, one round (~3 min):
+    # quick: FC3, Conv3+Flatten and Conv3+GAP 16x16x3, one round (~3 min idle):
     python benchmarks/kernels.py --nt-python=/tmp/nt-baseline-venv/bin/python --quick
     # one case, or the extras (explicit tiles) too:
     python benchmarks/kernels.py --nt-python=/tmp/nt-baseline-venv/bin/python --cases=convgap3_16
     python benchmarks/kernels.py --nt-python=/tmp/nt-baseline-venv/bin/python --cases=all
     # tfkip alone (no neural-tangents venv needed), float64:
     python benchmarks/kernels.py --dtype=float64
+    # the table again from the stderr of earlier runs:
+    python benchmarks/kernels.py --from-log run1.err run2.err
 
 tfkip side: ``tf.function(lambda a, b: network.kernel_fn(a, b, ('nngp', 'ntk'),
 batch_size=B), jit_compile=True)`` with ``B = None`` (the default call) for the standard
@@ -25,7 +28,8 @@ Every measurement is its own process; peak RSS is that process's ``ru_maxrss`` (
 TensorFlow too). With ``--nt-python`` each case runs tfkip and NT alternately for
 ``--rounds`` rounds (the order flips every round); the ratio is tfkip / NT seconds, the
 median of the per-round ratios (range in brackets). Progress and raw per-process results
-go to stderr as JSON lines; the table goes to stdout.
+go to stderr as JSON lines; the table goes to stdout. A process whose RSS passes
+``--max-rss-mb`` is killed and its cell reads "failed (killed: ...)".
 """
 
 from __future__ import annotations

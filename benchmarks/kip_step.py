@@ -1,15 +1,18 @@
 """Seconds per KIP step and peak memory, tfkip beside neural-tangents, interleaved.
 
-    # side by side, the five cases of issue 9 (~35 min on 2 shared cores; the two big
-    # ConvNet cases take ~8 and ~20 min of it, dominated by their 1-3 steps):
+    # side by side, the five cases of issue 9 (~35 min on an idle 2-core machine, the two
+    # big ConvNets most of it; on a shared machine several times that, and the default
+    # ConvNet 32x32 / 28x28 steps need more memory than --max-rss-mb may allow, see below):
     python benchmarks/kip_step.py --nt-python=/tmp/nt-baseline-venv/bin/python
-    # quick: FC1, Conv2-Flatten and ConvNet 16x16x3, fewer steps, one round (~3 min):
+    # quick: FC1, Conv2-Flatten and ConvNet 16x16x3, fewer steps, one round (~4 min idle):
     python benchmarks/kip_step.py --nt-python=/tmp/nt-baseline-venv/bin/python --quick
-    # one case, e.g. the 32x32x3 ConvNet with 2 timed steps per side (~8 min):
+    # one case with the fewest steps (warm-up + 1 timed step per side; ~6 min idle):
     python benchmarks/kip_step.py --nt-python=/tmp/nt-baseline-venv/bin/python \\
-        --cases=convnet_32 --repeats=2 --nt-steps=2
-    # tfkip alone (no neural-tangents venv needed):
-    python benchmarks/kip_step.py
+        --cases=convnet_32 --repeats=1 --nt-steps=1
+    # tfkip alone (no neural-tangents venv needed), here with kernel tiles of 1 image:
+    python benchmarks/kip_step.py --cases=convnet_32 --repeats=1 --kernel-batch-size=1
+    # the table again from the stderr of earlier runs (e.g. of different --cases):
+    python benchmarks/kip_step.py --from-log run1.err run2.err
 
 tfkip side: random class-balanced data (10 classes, a pool of 2000 images), a `KIPModel`
 with default settings (NTK kernel, reg 1e-6, no kernel tiles) compiled with Adam(0.04),
@@ -27,7 +30,8 @@ Every measurement is its own process; peak RSS is that process's ``ru_maxrss`` (
 ``--nt-python`` each case runs tfkip and NT alternately for ``--rounds`` rounds (the
 order flips every round), so both see the same machine load; the ratio is tfkip / NT
 seconds per step, the median of the per-round ratios (range in brackets). Progress and
-raw per-process results go to stderr as JSON lines; the table goes to stdout.
+raw per-process results go to stderr as JSON lines; the table goes to stdout. A process
+whose RSS passes ``--max-rss-mb`` is killed and its cell reads "failed (killed: ...)".
 """
 
 from __future__ import annotations
