@@ -135,11 +135,20 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
+def _error_line(stderr: str) -> str:
+    """The most telling line of a failed child's stderr (the last one naming an error)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    named = [line for line in lines if "Error" in line or "error:" in line or "OOM" in line]
+    line = (named or lines or ["no output"])[-1]
+    return line if len(line) <= 200 else line[:200] + "..."
+
+
 def run_measured(cmd, *, env=None, timeout: float, max_rss_mb: float) -> dict:
     """Runs ``cmd``; returns its last stdout JSON line plus ``peak_rss_mb`` and ``wall_s``.
 
-    On failure the dict has ``error`` instead (exit code and last stderr line, timeout, or
-    the RSS limit).
+    On failure the dict has ``error`` instead (exit code and the last stderr line naming an
+    error, timeout, or the RSS limit); a failed child's whole stderr is kept in a temporary
+    file named by ``stderr_file``.
     """
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
@@ -172,8 +181,11 @@ def run_measured(cmd, *, env=None, timeout: float, max_rss_mb: float) -> dict:
         return result
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if proc.returncode or not lines:
-        tail = [line for line in stderr.strip().splitlines() if line.strip()]
-        result["error"] = f"rc={proc.returncode}: {tail[-1][:160] if tail else 'no output'}"
+        result["error"] = f"rc={proc.returncode}: {_error_line(stderr)}"
+        fd, path = tempfile.mkstemp(prefix="tfkip-bench-", suffix=".stderr")
+        with os.fdopen(fd, "w") as f:
+            f.write(stderr)
+        result["stderr_file"] = path
         return result
     result.update(json.loads(lines[-1]))
     return result
