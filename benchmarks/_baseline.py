@@ -138,8 +138,9 @@ def exit_on_sigterm() -> None:
 def _error_line(stderr: str) -> str:
     """The most telling line of a failed child's stderr (the last one naming an error)."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    named = [line for line in lines if "Error" in line or "error:" in line or "OOM" in line]
-    line = (named or lines or ["no output"])[-1]
+    memory = [line for line in lines if "Out of memory" in line]
+    named = [line for line in lines if "Error" in line or "error:" in line]
+    line = (memory or named or lines or ["no output"])[-1]
     return line if len(line) <= 200 else line[:200] + "..."
 
 
