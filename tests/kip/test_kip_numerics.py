@@ -47,7 +47,10 @@ def test_duplicated_support_reg0_float32_kip_loss_is_finite():
     data, images, labels = _duplicated_support(np.float32)
     net = architectures.get("fc", 1)
     k_ss = net.kernel_fn(images, None, get="ntk")
-    assert np.isnan(np.diag(tf.linalg.cholesky(k_ss).numpy())).any()  # the retry is needed
+    # Duplicated support images: K_ss is exactly singular, so with reg=0 the plain solve
+    # has no answer (whether float32 Cholesky then shows NaN depends on rounding).
+    eigenvalues = np.linalg.eigvalsh(k_ss.numpy().astype(np.float64))
+    assert abs(eigenvalues[-2]) <= 1e-4 * eigenvalues[-1]  # rank 1 up to float32 rounding
     loss, acc = kip_loss(
         net.kernel_fn, images, labels, data.x_train[:50], data.y_train[:50], reg=0.0
     )
