@@ -110,39 +110,6 @@ def _unbroadcast(grad: tf.Tensor, shape: tf.TensorShape) -> tf.Tensor:
     return tf.reduce_sum(grad, axis=axes, keepdims=True) if axes else grad
 
 
-def _arccos_pair(c, v1, v2, same):
-    """(nngp, ntk factor) of ReLU with its analytic gradient (see `Relu`)."""
-    dtype = c.dtype
-    inv_2pi = 0.5 / math.pi
-    zero, one = tf.constant(0.0, dtype), tf.constant(1.0, dtype)
-
-    @tf.custom_gradient
-    def pair(c, v1, v2):
-        s = safe_sqrt(v1 * v2 - c * c)
-        if same is not None:
-            s = tf.where(same, zero, s)
-        theta = angle(s, c)
-        rest = (tf.constant(math.pi, dtype) - theta) * inv_2pi
-        nngp = s * inv_2pi + rest * c
-
-        def grad(d_nngp, d_factor):
-            positive = s > 0
-            inv_s = tf.where(positive, one / tf.where(positive, s, one), zero)
-            inv_v1 = tf.where(v1 > 0, one / tf.where(v1 > 0, v1, one), zero)
-            inv_v2 = tf.where(v2 > 0, one / tf.where(v2 > 0, v2, one), zero)
-            quarter = 0.5 * inv_2pi
-            common = d_nngp * s - d_factor * c * inv_s
-            d_c = d_nngp * rest + d_factor * inv_2pi * inv_s
-            d_v1 = _unbroadcast(common * (quarter * inv_v1), v1.shape)
-            d_v2 = _unbroadcast(common * (quarter * inv_v2), v2.shape)
-            return d_c, d_v1, d_v2
-
-        return (nngp, rest), grad
-
-    c, v1, v2 = (tf.convert_to_tensor(t) for t in (c, v1, v2))
-    return pair(c, v1, v2)
-
-
 def _arccos_parts(c, v1, v2, same):
     """``(s, rest)``: ``s = sqrt(v1 v2 - c^2)`` (0 on identical pairs), ``(pi - theta)/(2 pi)``."""
     dtype = c.dtype
@@ -153,47 +120,62 @@ def _arccos_parts(c, v1, v2, same):
     return s, rest
 
 
-def _arccos_pair_with_ntk(c, ntk, v1, v2, same):
-    """ReLU's ``(nngp, ntk * factor)`` in one pass, with an analytic, recomputing adjoint.
+def _arccos_adjoint(c, v1, v2, s, rest, d_nngp, u):
+    """``(c_bar, v1_bar, v2_bar)`` of ReLU's nngp and factor (see `Relu`).
 
-    Forward (``s``, ``rest`` of `_arccos_parts`): ``K = s / (2 pi) + rest c``,
-    ``T = Theta rest``. Both outputs are written as one stacked tensor, so XLA evaluates the
-    angle once per entry in a single fused loop (two separate outputs would make it
-    materialise every shared intermediate).
-
-    Adjoint, for cotangents ``(K_bar, T_bar)`` and ``u = T_bar Theta``:
-    ``c_bar = K_bar rest + u / (2 pi s)``, ``Theta_bar = T_bar rest``,
-    ``v1_bar = sum_broadcast (K_bar s - u c / s) / (4 pi v1)`` and ``v2_bar`` alike, the
-    ``1/s`` terms being 0 where ``s = 0`` (identical inputs, where ``rest`` is constant).
-    Nothing of the forward is stored but its inputs: the backward recomputes ``s`` and
-    ``rest`` inside its own single fused pass.
+    ``u`` is the cotangent of the factor ``rest``. With the ``1/s`` terms 0 where
+    ``s = 0``: ``c_bar = K_bar rest + u / (2 pi s)``,
+    ``v1_bar = sum_broadcast (K_bar s - u c / s) / (4 pi v1)``, and ``v2_bar`` alike.
     """
     dtype = c.dtype
     inv_2pi = 0.5 / math.pi
     zero, one = tf.constant(0.0, dtype), tf.constant(1.0, dtype)
+    positive = s > 0
+    inv_s = tf.where(positive, one / tf.where(positive, s, one), zero)
+    inv_v1 = tf.where(v1 > 0, one / tf.where(v1 > 0, v1, one), zero)
+    inv_v2 = tf.where(v2 > 0, one / tf.where(v2 > 0, v2, one), zero)
+    common = (d_nngp * s - u * c * inv_s) * (0.5 * inv_2pi)
+    d_c = d_nngp * rest + u * inv_2pi * inv_s
+    # v1 and v2 are constant along the axes they were broadcast over: reduce first.
+    return d_c, _unbroadcast(common, v1.shape) * inv_v1, _unbroadcast(common, v2.shape) * inv_v2
+
+
+def _arccos_pair(c, v1, v2, same):
+    """(nngp, ntk factor) of ReLU with its analytic gradient (see `Relu`)."""
+
+    @tf.custom_gradient
+    def pair(c, v1, v2):
+        s, rest = _arccos_parts(c, v1, v2, same)
+
+        def grad(d_nngp, d_factor):
+            return _arccos_adjoint(c, v1, v2, s, rest, d_nngp, d_factor)
+
+        return (s * (0.5 / math.pi) + rest * c, rest), grad
+
+    c, v1, v2 = (tf.convert_to_tensor(t) for t in (c, v1, v2))
+    return pair(c, v1, v2)
+
+
+def _arccos_pair_with_ntk(c, ntk, v1, v2, same):
+    """ReLU's ``(nngp, ntk * factor)`` with an analytic adjoint that recomputes.
+
+    Forward (``s``, ``rest`` of `_arccos_parts`): ``K = s / (2 pi) + rest c``,
+    ``T = Theta rest``. Adjoint, for cotangents ``(K_bar, T_bar)``: ``Theta_bar = T_bar rest``,
+    and ``c_bar``, ``v1_bar``, ``v2_bar`` of `_arccos_adjoint` with the factor's cotangent
+    ``u = T_bar Theta``. Only the inputs are kept for the backward, which recomputes
+    ``s`` and ``rest`` instead of holding them as full-size intermediates.
+    """
 
     @tf.custom_gradient
     def pair(c, ntk, v1, v2):
         s, rest = _arccos_parts(c, v1, v2, same)
-        out = spatial.materialize(tf.stack([s * inv_2pi + rest * c, ntk * rest]))
 
         def grad(d_nngp, d_ntk):
             s, rest = _arccos_parts(c, v1, v2, same)
-            positive = s > 0
-            inv_s = tf.where(positive, one / tf.where(positive, s, one), zero)
-            u = d_ntk * ntk
-            common = (d_nngp * s - u * c * inv_s) * (0.5 * inv_2pi)
-            stacked = spatial.materialize(
-                tf.stack([d_nngp * rest + u * inv_2pi * inv_s, d_ntk * rest, common])
-            )
-            d_c, d_theta, common = stacked[0], stacked[1], stacked[2]
-            inv_v1 = tf.where(v1 > 0, one / tf.where(v1 > 0, v1, one), zero)
-            inv_v2 = tf.where(v2 > 0, one / tf.where(v2 > 0, v2, one), zero)
-            d_v1 = _unbroadcast(common, v1.shape) * inv_v1
-            d_v2 = _unbroadcast(common, v2.shape) * inv_v2
-            return d_c, d_theta, d_v1, d_v2
+            d_c, d_v1, d_v2 = _arccos_adjoint(c, v1, v2, s, rest, d_nngp, d_ntk * ntk)
+            return d_c, d_ntk * rest, d_v1, d_v2
 
-        return (out[0], out[1]), grad
+        return (s * (0.5 / math.pi) + rest * c, ntk * rest), grad
 
     c, ntk, v1, v2 = (tf.convert_to_tensor(t) for t in (c, ntk, v1, v2))
     return pair(c, ntk, v1, v2)

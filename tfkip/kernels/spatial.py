@@ -17,7 +17,6 @@ from __future__ import annotations
 import itertools
 
 import tensorflow as tf
-from tensorflow.compiler.tf2xla.python import xla
 
 
 def same_padding(length: int, window: int, stride: int) -> tuple[int, int, int]:
@@ -34,25 +33,6 @@ def window_geometry(length: int, window: int, stride: int, padding: str) -> tupl
     if padding == "VALID":
         return (length - window) // stride + 1, 0, 0
     raise ValueError(f"padding must be 'SAME' or 'VALID'. Received: padding={padding!r}")
-
-
-def materialize(x: tf.Tensor) -> tf.Tensor:
-    """``x``, computed once into memory before its consumers (an XLA optimisation barrier).
-
-    A window sum reads every entry of its input once per tap. Without the barrier XLA
-    fuses the producer (a ReLU's arc-cosine, or the next layer's backward) into the
-    window sum and recomputes it once per tap: 9x the producer's cost for a 3x3 filter.
-    Identity gradient; a no-op outside XLA.
-    """
-
-    @tf.custom_gradient
-    def barrier(x):
-        return xla.optimization_barrier(x)[0], lambda dy: dy
-
-    return barrier(x)
-
-
-Group = tuple  # (axes, window, stride, (lo, hi), out_len); see `window_sum`.
 
 
 def _padded_slices_sum(x: tf.Tensor, groups) -> tf.Tensor:
@@ -146,7 +126,7 @@ def window_sum(x: tf.Tensor, groups) -> tf.Tensor:
                     dy = dy[tuple(index)]
             return window_sum(dy, adjoint)
 
-        return _padded_slices_sum(materialize(x), groups), grad
+        return _padded_slices_sum(x, groups), grad
 
     return fn(x)
 

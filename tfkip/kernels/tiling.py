@@ -26,6 +26,7 @@ import math
 import tensorflow as tf
 
 from tfkip.kernels.kernel import Layout
+from tfkip.kernels.pooling import Flatten
 
 DEFAULT_MEMORY_BUDGET = 512 * 2**20
 """Bytes that one tile's covariance tensors may take (forward and backward), 512 MiB."""
@@ -41,7 +42,7 @@ def pair_entries(network, per_example_shape) -> int:
     from tfkip.kernels.combinators import _input_shape
 
     shape = _input_shape(per_example_shape)
-    if type(network.layers[0]).__name__ == "Flatten":
+    if isinstance(network.layers[0], Flatten):
         return 1  # the input kernel is computed flat (`Network._input_kernel`)
     largest = 1
     for layer, layout in zip(network.layers, network.layouts):
