@@ -81,10 +81,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, case_names) -> None:
     add_log_argument(parser)
 
 
-def select_cases(spec: str | None, standard, extra, parser) -> list[str]:
-    """Case names from ``--cases`` (None: the standard ones; 'all': standard + extra)."""
+def select_cases(spec: str | None, standard, extra, parser, quick=None) -> list[str]:
+    """Case names from ``--cases`` (None: ``quick`` if given, else the standard ones;
+    'all': standard + extra)."""
     if spec is None:
-        return list(standard)
+        return list(standard if quick is None else quick)
     names = []
     for name in spec.split(","):
         name = name.strip()

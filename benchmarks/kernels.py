@@ -168,10 +168,9 @@ def main():
         return
     _baseline.exit_on_sigterm()
     nt_script = _baseline.check_nt(args, parser, "bench.py")
-    if args.cases is None and args.quick:
-        names = list(QUICK)
-    else:
-        names = _baseline.select_cases(args.cases, STANDARD, EXTRA, parser)
+    names = _baseline.select_cases(
+        args.cases, STANDARD, EXTRA, parser, quick=QUICK if args.quick else None
+    )
 
     def run_tfkip(name):
         cmd = [sys.executable, os.path.abspath(__file__), "--child", name]

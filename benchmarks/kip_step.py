@@ -194,10 +194,9 @@ def main():
         return
     _baseline.exit_on_sigterm()
     nt_script = _baseline.check_nt(args, parser, "kip_step.py")
-    if args.cases is None and args.quick:
-        names = list(QUICK)
-    else:
-        names = _baseline.select_cases(args.cases, STANDARD, EXTRA, parser)
+    names = _baseline.select_cases(
+        args.cases, STANDARD, EXTRA, parser, quick=QUICK if args.quick else None
+    )
 
     def budget(name):
         loop, repeats, nt_steps, rounds = BUDGET[name]["quick" if args.quick else "default"]
