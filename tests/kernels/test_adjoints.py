@@ -59,14 +59,15 @@ def test_window_sum_adjoint_equals_autodiff(geometry, paired):
     np.testing.assert_allclose(analytic.numpy(), autodiff.numpy(), rtol=1e-13, atol=1e-13)
 
 
-def _plain_relu(c, ntk, v1, v2, same):
-    s, rest = nonlinear._arccos_parts(c, v1, v2, same)
-    return s / (2 * np.pi) + rest * c, ntk * rest
+def _plain_relu(c, ntk, v1, v2):
+    """The textbook arc-cosine map (Cho & Saul), differentiated by autodiff."""
+    s = tf.sqrt(v1 * v2 - c * c)
+    theta = tf.math.atan2(s, c)
+    return (s + (np.pi - theta) * c) / (2 * np.pi), ntk * (np.pi - theta) / (2 * np.pi)
 
 
-@pytest.mark.parametrize("with_same", [False, True])
-def test_relu_adjoint_equals_autodiff(with_same):
-    rng = np.random.default_rng(3)
+def _relu_inputs(with_same, seed=3):
+    rng = np.random.default_rng(seed)
     n1, n2, p = 3, 4, 5
     a = rng.standard_normal((n1, p, 6))
     b = a[: n2 % n1 + 1].repeat(2, 0)[:n2] if with_same else rng.standard_normal((n2, p, 6))
@@ -77,17 +78,32 @@ def test_relu_adjoint_equals_autodiff(with_same):
     same = None
     if with_same:
         same = tf.constant(np.array([[np.array_equal(x, y) for y in b] for x in a])[:, :, None])
-    cot = [tf.constant(rng.standard_normal((n1, n2, p))) for _ in range(2)]
-    inputs = [c, ntk, v1, v2]
-    analytic = _vjp(lambda *t: nonlinear._arccos_pair_with_ntk(*t, same), inputs, cot)
-    # Autodiff of the plain forward is only finite off the identical pairs.
-    autodiff = _vjp(lambda *t: _plain_relu(*t, None), inputs, cot) if not with_same else None
-    forward = nonlinear._arccos_pair_with_ntk(c, ntk, v1, v2, same)
-    for got, want in zip(forward, _plain_relu(c, ntk, v1, v2, same)):
-        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-14, atol=1e-14)
-    if autodiff is not None:
-        for got, want in zip(analytic, autodiff):
-            np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-10, atol=1e-12)
+    cot = tf.constant(rng.standard_normal((2, n1, n2, p)))
+    return c, ntk, v1, v2, same, cot
+
+
+@pytest.mark.parametrize("with_ntk", [True, False])
+@pytest.mark.parametrize("with_same", [False, True])
+def test_relu_adjoint_equals_autodiff(with_same, with_ntk):
+    c, ntk, v1, v2, same, cot = _relu_inputs(with_same)
+    k = 2 if with_ntk else 1
+    values = tf.stack([c, ntk])[:k]
+    forward = nonlinear.relu_map(values, v1, v2, same)
+    plain = tf.stack(_plain_relu(c, ntk, v1, v2))[:k]
+    if with_same:  # the identical pairs: exactly v / 2 and Theta / 2
+        mask = same.numpy() & np.ones(c.shape, bool)
+        np.testing.assert_allclose(forward[0].numpy()[mask], 0.5 * c.numpy()[mask], rtol=1e-15)
     else:
+        np.testing.assert_allclose(forward.numpy(), plain.numpy(), rtol=1e-13, atol=1e-13)
+    analytic = _vjp(lambda *t: nonlinear.relu_map(*t, same), [values, v1, v2], cot[:k])
+    if with_same:  # autodiff of the plain forward is infinite there: finite is the check
         for got in analytic:
             assert np.all(np.isfinite(got.numpy()))
+        return
+    autodiff = _vjp(
+        lambda values, v1, v2: tf.stack(_plain_relu(values[0], values[-1], v1, v2))[:k],
+        [values, v1, v2],
+        cot[:k],
+    )
+    for got, want in zip(analytic, autodiff):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-10, atol=1e-12)

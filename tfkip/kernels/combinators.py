@@ -233,8 +233,8 @@ class Network:
             else:
                 nngp = _outer_positions(a, b, h, w)
         kernel = Kernel(
-            nngp=nngp * tf.constant(inv_c, nngp.dtype),
-            ntk=0.0 if want_ntk else None,
+            values=(nngp * tf.constant(inv_c, nngp.dtype))[None],
+            ntk_state="zero" if want_ntk else "none",
             batch_ndim=1 if x2 is None else 2,
             layout=layout,
             shape=shape,

@@ -49,12 +49,19 @@ class Shape:
 
 @dataclasses.dataclass(frozen=True)
 class Kernel:
-    """NNGP/NTK of a layer's outputs (see the module docstring for shapes).
+    """NNGP/NTK of a layer's outputs, stacked in one tensor (shapes in the module docstring).
+
+    The NNGP and the NTK travel together as ``values``, of shape ``(k, *nngp_shape)``:
+    ``values[0]`` is the NNGP and, when ``ntk_state == "tensor"``, ``values[1]`` the NTK
+    (``k = 2``); otherwise ``k = 1``. One tensor for both lets every linear map (window
+    sums, pooling, means) read and write them in one pass, and gives each nonlinearity
+    a single consumer, so XLA fuses a layer into one loop instead of materialising the
+    intermediates shared by two separate outputs.
 
     Attributes:
-      nngp: the NNGP covariance.
-      ntk: same shape as ``nngp``; the float ``0.0`` while it is identically zero (at the
-        input); ``None`` when not requested (always None for self kernels).
+      values: ``(k, ...)`` the stacked kernels.
+      ntk_state: "tensor" (``values[1]`` is the NTK), "zero" (the NTK is identically
+        zero: at the input) or "none" (not requested; always so for self kernels).
       batch_ndim: 2 for a cross kernel, 1 for a self kernel.
       layout: the spatial layout of ``nngp`` and ``ntk``.
       shape: static shape of one input at this layer (spatial dims, channels).
@@ -64,24 +71,33 @@ class Kernel:
         nonlinearity; else None.
     """
 
-    nngp: tf.Tensor
-    ntk: tf.Tensor | float | None
+    values: tf.Tensor
+    ntk_state: str
     batch_ndim: int
     layout: Layout
     shape: Shape
     same: tf.Tensor | None = None
     variances: tuple[tf.Tensor, tf.Tensor] | None = None
 
+    @property
+    def nngp(self) -> tf.Tensor:
+        return self.values[0]
+
+    @property
+    def ntk(self) -> tf.Tensor | float | None:
+        """The NTK tensor; ``0.0`` while identically zero; None when not requested."""
+        if self.ntk_state == "tensor":
+            return self.values[1]
+        return 0.0 if self.ntk_state == "zero" else None
+
     def replace(self, **changes) -> Kernel:
         return dataclasses.replace(self, **changes)
 
     def map_linear(self, fn) -> Kernel:
-        """Applies a linear map ``fn`` (acting on trailing axes) to nngp and ntk."""
-        return self.replace(
-            nngp=fn(self.nngp), ntk=fn(self.ntk) if is_tensor(self.ntk) else self.ntk
-        )
+        """Applies a linear map ``fn`` (acting on trailing axes) to nngp and ntk at once."""
+        return self.replace(values=fn(self.values))
 
 
-def is_tensor(x) -> bool:
-    """True for a real NTK tensor (not None, not the identically-zero 0.0 marker)."""
-    return x is not None and not isinstance(x, float)
+def stack_kernels(nngp: tf.Tensor, ntk: tf.Tensor | None) -> tf.Tensor:
+    """``(k, ...)`` values of a `Kernel` from its NNGP and (optional) NTK tensors."""
+    return nngp[None] if ntk is None else tf.stack([nngp, ntk])

@@ -49,22 +49,25 @@ class _Affine(Layer):
         raise NotImplementedError
 
     def apply(self, kernel: Kernel) -> Kernel:
-        a = self._linear_map(kernel)
+        # One pass of the linear map over the stacked (nngp, ntk), then the elementwise
+        # update of both, stacked again (XLA fuses it into the map's loop).
+        a = self._linear_map(kernel)(kernel.values)
         w2 = self.W_std**2
         b2 = 0.0 if self.b_std is None else self.b_std**2
-        a_nngp = a(kernel.nngp)
-        nngp = scale_add(a_nngp, w2, b2)
-        ntk = kernel.ntk
-        if ntk is not None:
-            a_ntk = 0.0 if isinstance(ntk, float) else a(ntk)
-            if self.parameterization == "ntk":
-                ntk = nngp if isinstance(a_ntk, float) else nngp + w2 * a_ntk
-            else:
-                bias_term = 0.0 if self.b_std is None else 1.0
-                ntk = scale_add(a_nngp, float(self._fan_in(kernel.shape)), bias_term)
-                if not isinstance(a_ntk, float):
-                    ntk = ntk + w2 * a_ntk
-        return kernel.replace(nngp=nngp, ntk=ntk, shape=self.output_shape(kernel.shape))
+        nngp = scale_add(a[0], w2, b2)
+        state = kernel.ntk_state
+        if state == "none":
+            return kernel.replace(values=nngp[None], shape=self.output_shape(kernel.shape))
+        if self.parameterization == "ntk":
+            ntk = nngp
+        else:
+            bias_term = 0.0 if self.b_std is None else 1.0
+            ntk = scale_add(a[0], float(self._fan_in(kernel.shape)), bias_term)
+        if state == "tensor":
+            ntk = ntk + a[1] * tf.constant(w2, a.dtype)
+        return kernel.replace(
+            values=tf.stack([nngp, ntk]), ntk_state="tensor", shape=self.output_shape(kernel.shape)
+        )
 
 
 class Dense(_Affine):

@@ -3,15 +3,16 @@
 For pre-activations with covariance ``[[v1, c], [c, v2]]`` a nonlinearity phi maps the
 NNGP to ``E[phi(u) phi(u')]`` and multiplies the NTK by ``E[phi'(u) phi'(u')]``:
 
-* ReLU (arc-cosine kernel, Cho & Saul 2009), ``theta = atan2(sqrt(v1 v2 - c^2), c)``:
-  ``K <- (sqrt(v1 v2 - c^2) + (pi - theta) c) / (2 pi)``, ``Theta <- Theta (pi - theta) / (2 pi)``.
+* ReLU (arc-cosine kernel, Cho & Saul 2009), with the correlation ``rho = c / sqrt(v1 v2)``,
+  ``q = sqrt(1 - rho^2)`` and ``theta = arccos(rho)``:
+  ``K <- sqrt(v1 v2) (q + (pi - theta) rho) / (2 pi)``, ``Theta <- Theta (pi - theta) / (2 pi)``.
 * ``a erf(b x) + c0`` (Williams 1997):
   ``K <- a^2 (2/pi) arcsin(2 b^2 c / sqrt((1 + 2 b^2 v1)(1 + 2 b^2 v2))) + c0^2``,
   ``Theta <- Theta a^2 4 b^2 / (pi sqrt((1 + 2 b^2 v1)(1 + 2 b^2 v2) - 4 b^4 c^2))``.
 
-Where the two inputs are the same (the self-kernel diagonal, ``c^2 = v1 v2``) the ReLU
-angle is set to exactly 0 with a zero-derivative square root (see `numerics`), so values
-are exact and gradients finite there.
+Where the two inputs are the same (the self-kernel diagonal) the ReLU correlation is set
+to exactly 1 (angle 0), so values are exact and gradients finite there; a zero variance
+(an all-zero input without bias) gives ``rho = 0`` and a zero kernel.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ import tensorflow as tf
 
 from tfkip.kernels import spatial
 from tfkip.kernels.base import Layer, check_std
-from tfkip.kernels.kernel import Kernel, Layout, Shape, is_tensor
-from tfkip.kernels.numerics import angle, safe_sqrt
+from tfkip.kernels.kernel import Kernel, Layout, Shape
 
 
 class _Pointwise(Layer):
@@ -35,17 +35,13 @@ class _Pointwise(Layer):
     def output_shape(self, shape: Shape) -> Shape:
         return shape
 
-    def _pair(self, c, v1, v2, same) -> tuple[tf.Tensor, tf.Tensor]:
-        """(new nngp, ntk factor) for covariance c and variances v1, v2 (broadcastable).
+    def _map(self, values, v1, v2, same):
+        """New ``(k, ...)`` values from stacked ``values = [c(, Theta)]`` and variances.
 
-        ``same`` is None or a bool tensor broadcastable to c marking identical inputs.
+        ``v1``, ``v2`` broadcast against ``c = values[0]``; ``same`` is None or a bool
+        tensor broadcastable to c marking identical inputs.
         """
         raise NotImplementedError
-
-    def _pair_with_ntk(self, c, ntk, v1, v2, same):
-        """(new nngp, new ntk) for an NTK tensor ``ntk`` (same shape as c)."""
-        nngp, factor = self._pair(c, v1, v2, same)
-        return nngp, ntk * factor
 
     def _self(self, v: tf.Tensor) -> tf.Tensor:
         """New variance of an input with variance v (identical inputs)."""
@@ -53,7 +49,7 @@ class _Pointwise(Layer):
 
     def apply(self, kernel: Kernel) -> Kernel:
         if kernel.batch_ndim == 1:
-            return kernel.replace(nngp=self._apply_self(kernel))
+            return kernel.replace(values=self._apply_self(kernel)[None])
         v1, v2 = kernel.variances
         same = kernel.same
         if kernel.layout == Layout.FLAT:
@@ -66,11 +62,7 @@ class _Pointwise(Layer):
             if same is not None:
                 eye = spatial.positions_eye(kernel.shape.spatial)
                 same = tf.logical_and(same[:, :, None, None, None, None], eye[None, None])
-        if is_tensor(kernel.ntk):
-            nngp, ntk = self._pair_with_ntk(kernel.nngp, kernel.ntk, v1, v2, same)
-        else:
-            nngp, ntk = self._pair(kernel.nngp, v1, v2, same)[0], kernel.ntk
-        return kernel.replace(nngp=nngp, ntk=ntk, variances=None)
+        return kernel.replace(values=self._map(kernel.values, v1, v2, same), variances=None)
 
     def _apply_self(self, kernel: Kernel) -> tf.Tensor:
         cov = kernel.nngp
@@ -78,24 +70,14 @@ class _Pointwise(Layer):
             return self._self(cov)  # every entry pairs a position with itself
         d = spatial.full_to_diag(cov)
         eye = spatial.positions_eye(kernel.shape.spatial)[None]
-        return self._pair(cov, d[:, :, :, None, None], d[:, None, None, :, :], eye)[0]
+        return self._map(cov[None], d[:, :, :, None, None], d[:, None, None, :, :], eye)[0]
 
 
 class Relu(_Pointwise):
-    """ReLU: the arc-cosine kernel of degree 1 (see module docstring).
+    """ReLU: the arc-cosine kernel of degree 1 (see module docstring and `relu_map`)."""
 
-    The backward pass is analytic (a custom gradient), a few multiply-adds per entry
-    instead of autodiff through the angle: with ``R = sqrt(v1 v2)``,
-    ``d nngp/dc = (pi - theta)/(2 pi)``, ``d nngp/dv1 = s/(4 pi v1)``,
-    ``d factor/dc = 1/(2 pi s)``, ``d factor/dv1 = -c/(4 pi v1 s)`` (and v2 alike), the
-    ``1/s`` terms being 0 where ``s = 0`` (identical inputs, where the factor is constant).
-    """
-
-    def _pair(self, c, v1, v2, same):
-        return _arccos_pair(c, v1, v2, same)
-
-    def _pair_with_ntk(self, c, ntk, v1, v2, same):
-        return _arccos_pair_with_ntk(c, ntk, v1, v2, same)
+    def _map(self, values, v1, v2, same):
+        return relu_map(values, v1, v2, same)
 
     def _self(self, v):
         return 0.5 * v
@@ -104,81 +86,113 @@ class Relu(_Pointwise):
         return {}
 
 
+# A&S 4.4.46: arccos(x) = sqrt(1 - x) * poly(x) on [0, 1], |error| <= 2e-8.
+_ARCCOS_COEFFICIENTS = (
+    -0.0012624911,
+    0.0066700901,
+    -0.0170881256,
+    0.0308918810,
+    -0.0501743046,
+    0.0889789874,
+    -0.2145988016,
+    1.5707963050,
+)
+
+
+def _arccos_unit(x: tf.Tensor, q: tf.Tensor) -> tf.Tensor:
+    """``arccos(x)`` for ``x`` in [0, 1], given ``q = sqrt(1 - x^2)``.
+
+    Float64 uses ``atan2(q, x)`` (exact to rounding; never at the origin since
+    ``x^2 + q^2 = 1``); float32 a polynomial in ``x`` times ``sqrt(1 - x)`` (error 2e-8,
+    a few multiply-adds that vectorise, where ``atan2`` is a scalar libm call on CPU).
+    """
+    if x.dtype == tf.float64:
+        return tf.math.atan2(q, x)
+    poly = tf.constant(_ARCCOS_COEFFICIENTS[0], x.dtype)
+    for coefficient in _ARCCOS_COEFFICIENTS[1:]:
+        poly = poly * x + coefficient
+    return tf.sqrt(tf.maximum(1.0 - x, 0.0)) * poly
+
+
+def _safe_rsqrt(v: tf.Tensor) -> tf.Tensor:
+    """``1 / sqrt(v)``, and 0 where ``v <= 0`` (a zero variance)."""
+    positive = v > 0
+    return tf.where(positive, tf.math.rsqrt(tf.where(positive, v, 1.0)), 0.0)
+
+
+def _relu_parts(c, r1, r2, same):
+    """``(rho, q, j0)`` of ReLU: correlation, ``sqrt(1 - rho^2)``, ``(pi - theta)/(2 pi)``."""
+    rho = tf.clip_by_value(c * (r1 * r2), -1.0, 1.0)
+    if same is not None:
+        rho = tf.where(same, tf.constant(1.0, c.dtype), rho)
+    q = tf.sqrt(tf.maximum(1.0 - rho * rho, 0.0))
+    arccos_abs = _arccos_unit(tf.abs(rho), q)
+    j0 = tf.where(rho < 0, arccos_abs, math.pi - arccos_abs) * (0.5 / math.pi)
+    return rho, q, j0
+
+
 def _unbroadcast(grad: tf.Tensor, shape: tf.TensorShape) -> tf.Tensor:
     """Sums ``grad`` over the axes that were broadcast from ``shape`` (same rank)."""
     axes = [i for i, (g, d) in enumerate(zip(grad.shape, shape)) if d == 1 and g != 1]
     return tf.reduce_sum(grad, axis=axes, keepdims=True) if axes else grad
 
 
-def _arccos_parts(c, v1, v2, same):
-    """``(s, rest)``: ``s = sqrt(v1 v2 - c^2)`` (0 on identical pairs), ``(pi - theta)/(2 pi)``."""
-    dtype = c.dtype
-    s = safe_sqrt(v1 * v2 - c * c)
-    if same is not None:
-        s = tf.where(same, tf.constant(0.0, dtype), s)
-    rest = (tf.constant(math.pi, dtype) - angle(s, c)) * (0.5 / math.pi)
-    return s, rest
+def relu_map(values: tf.Tensor, v1: tf.Tensor, v2: tf.Tensor, same=None) -> tf.Tensor:
+    """ReLU's stacked ``[K(, T)]`` from stacked ``[c(, Theta)]``, with an analytic adjoint.
 
+    Forward, with ``r_i = v_i^(-1/2)`` (0 for a zero variance), ``R = sqrt(v1 v2)``,
+    ``rho = c r1 r2`` (1 where ``same``), ``q = sqrt(1 - rho^2)`` and
+    ``j0 = (pi - arccos rho) / (2 pi)``:
 
-def _arccos_adjoint(c, v1, v2, s, rest, d_nngp, u):
-    """``(c_bar, v1_bar, v2_bar)`` of ReLU's nngp and factor (see `Relu`).
+        K = R (q / (2 pi) + j0 rho),        T = Theta j0.
 
-    ``u`` is the cotangent of the factor ``rest``. With the ``1/s`` terms 0 where
-    ``s = 0``: ``c_bar = K_bar rest + u / (2 pi s)``,
-    ``v1_bar = sum_broadcast (K_bar s - u c / s) / (4 pi v1)``, and ``v2_bar`` alike.
+    Adjoint, for cotangents ``(K_bar, T_bar)`` (``1/q`` read as 0 where ``q = 0``, where
+    ``T`` is flat in c; ``dj0/drho = 1 / (2 pi q)``, ``d(q/(2 pi) + j0 rho)/drho = j0``):
+
+        c_bar     = K_bar j0 + T_bar Theta r1 r2 / (2 pi q)
+        Theta_bar = T_bar j0
+        v1_bar    = r1^2 / (4 pi) sum_broadcast(K_bar R q - T_bar Theta rho / q)   (v2 alike)
+
+    The forward keeps no intermediate: the backward recomputes ``rho, q, j0`` from the
+    inputs, so a layer holds no full-size tensor beyond its input for the reverse pass.
+    Shapes: ``values`` ``(k, ...)`` with k = 1 (NNGP only) or 2; ``v1``, ``v2`` broadcast
+    against ``values[0]``; ``same`` None or bool broadcastable to ``values[0]``.
     """
-    dtype = c.dtype
+    with_ntk = values.shape[0] == 2
     inv_2pi = 0.5 / math.pi
-    zero, one = tf.constant(0.0, dtype), tf.constant(1.0, dtype)
-    positive = s > 0
-    inv_s = tf.where(positive, one / tf.where(positive, s, one), zero)
-    inv_v1 = tf.where(v1 > 0, one / tf.where(v1 > 0, v1, one), zero)
-    inv_v2 = tf.where(v2 > 0, one / tf.where(v2 > 0, v2, one), zero)
-    common = (d_nngp * s - u * c * inv_s) * (0.5 * inv_2pi)
-    d_c = d_nngp * rest + u * inv_2pi * inv_s
-    # v1 and v2 are constant along the axes they were broadcast over: reduce first.
-    return d_c, _unbroadcast(common, v1.shape) * inv_v1, _unbroadcast(common, v2.shape) * inv_v2
-
-
-def _arccos_pair(c, v1, v2, same):
-    """(nngp, ntk factor) of ReLU with its analytic gradient (see `Relu`)."""
 
     @tf.custom_gradient
-    def pair(c, v1, v2):
-        s, rest = _arccos_parts(c, v1, v2, same)
+    def fn(values, v1, v2):
+        r1, r2 = _safe_rsqrt(v1), _safe_rsqrt(v2)
+        c = values[0]
+        rho, q, j0 = _relu_parts(c, r1, r2, same)
+        nngp = (v1 * r1) * (v2 * r2) * (q * inv_2pi + j0 * rho)
+        out = tf.stack([nngp, values[1] * j0]) if with_ntk else nngp[None]
 
-        def grad(d_nngp, d_factor):
-            return _arccos_adjoint(c, v1, v2, s, rest, d_nngp, d_factor)
+        def grad(d_out):
+            r1, r2 = _safe_rsqrt(v1), _safe_rsqrt(v2)
+            rho, q, j0 = _relu_parts(c, r1, r2, same)
+            k_bar = d_out[0]
+            d_c = k_bar * j0
+            g = k_bar * ((v1 * r1) * (v2 * r2) * q)
+            if with_ntk:
+                theta, t_bar = values[1], d_out[1]
+                positive = q > 0
+                inv_q = tf.where(positive, 1.0 / tf.where(positive, q, 1.0), 0.0)
+                u = t_bar * theta * inv_q
+                d_c = d_c + u * (r1 * r2) * inv_2pi
+                g = g - u * rho
+                d_values = tf.stack([d_c, t_bar * j0])
+            else:
+                d_values = d_c[None]
+            d_v1 = _unbroadcast(g, v1.shape) * (r1 * r1 * (0.5 * inv_2pi))
+            d_v2 = _unbroadcast(g, v2.shape) * (r2 * r2 * (0.5 * inv_2pi))
+            return d_values, d_v1, d_v2
 
-        return (s * (0.5 / math.pi) + rest * c, rest), grad
+        return out, grad
 
-    c, v1, v2 = (tf.convert_to_tensor(t) for t in (c, v1, v2))
-    return pair(c, v1, v2)
-
-
-def _arccos_pair_with_ntk(c, ntk, v1, v2, same):
-    """ReLU's ``(nngp, ntk * factor)`` with an analytic adjoint that recomputes.
-
-    Forward (``s``, ``rest`` of `_arccos_parts`): ``K = s / (2 pi) + rest c``,
-    ``T = Theta rest``. Adjoint, for cotangents ``(K_bar, T_bar)``: ``Theta_bar = T_bar rest``,
-    and ``c_bar``, ``v1_bar``, ``v2_bar`` of `_arccos_adjoint` with the factor's cotangent
-    ``u = T_bar Theta``. Only the inputs are kept for the backward, which recomputes
-    ``s`` and ``rest`` instead of holding them as full-size intermediates.
-    """
-
-    @tf.custom_gradient
-    def pair(c, ntk, v1, v2):
-        s, rest = _arccos_parts(c, v1, v2, same)
-
-        def grad(d_nngp, d_ntk):
-            s, rest = _arccos_parts(c, v1, v2, same)
-            d_c, d_v1, d_v2 = _arccos_adjoint(c, v1, v2, s, rest, d_nngp, d_ntk * ntk)
-            return d_c, d_ntk * rest, d_v1, d_v2
-
-        return (s * (0.5 / math.pi) + rest * c, ntk * rest), grad
-
-    c, ntk, v1, v2 = (tf.convert_to_tensor(t) for t in (c, ntk, v1, v2))
-    return pair(c, ntk, v1, v2)
+    values, v1, v2 = (tf.convert_to_tensor(t) for t in (values, v1, v2))
+    return fn(values, v1, v2)
 
 
 class Erf(_Pointwise):
@@ -195,13 +209,16 @@ class Erf(_Pointwise):
         check_std("b", b, allow_none=False)
         self.a, self.b, self.c = float(a), float(b), float(c)
 
-    def _pair(self, c, v1, v2, same):
+    def _map(self, values, v1, v2, same):
         two_b2 = 2.0 * self.b**2
+        c = values[0]
         prod = (1.0 + two_b2 * v1) * (1.0 + two_b2 * v2)
         nngp = (self.a**2 * 2.0 / math.pi) * tf.asin(two_b2 * c * tf.math.rsqrt(prod))
         nngp = nngp + self.c**2
+        if values.shape[0] == 1:
+            return nngp[None]
         factor = (self.a**2 * 2.0 * two_b2 / math.pi) * tf.math.rsqrt(prod - (two_b2 * c) ** 2)
-        return nngp, factor
+        return tf.stack([nngp, values[1] * factor])
 
     def _self(self, v):
         two_b2 = 2.0 * self.b**2

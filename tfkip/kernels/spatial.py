@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 
 import tensorflow as tf
+from tensorflow.compiler.tf2xla.python import xla as tfxla
 
 
 def same_padding(length: int, window: int, stride: int) -> tuple[int, int, int]:
@@ -117,6 +118,8 @@ def window_sum(x: tf.Tensor, groups) -> tf.Tensor:
     @tf.custom_gradient
     def fn(x):
         def grad(dy):
+            if all(len(g[0]) == 1 for g in groups):
+                return _reduce_window_adjoint(dy, groups, in_lengths)
             adjoint, crops = adjoint_groups(groups, in_lengths)
             for (axes, _, stride, _, _), crop in zip(groups, crops):
                 for a in axes:
@@ -129,6 +132,40 @@ def window_sum(x: tf.Tensor, groups) -> tf.Tensor:
         return _padded_slices_sum(x, groups), grad
 
     return fn(x)
+
+
+def _add(a, b):
+    return a + b
+
+
+_ADDERS = {}
+
+
+def _adder(dtype):
+    if dtype not in _ADDERS:
+        spec = tf.TensorSpec([], dtype)
+        _ADDERS[dtype] = tf.function(_add, input_signature=[spec, spec], autograph=False)
+    return _ADDERS[dtype].get_concrete_function()
+
+
+def _reduce_window_adjoint(dy, groups, in_lengths):
+    """The adjoint of `window_sum` for one-axis groups as one XLA reduce-window."""
+    rank = dy.shape.rank
+    window, base, padding = [1] * rank, [1] * rank, [(0, 0)] * rank
+    for ((axis,), f, stride, (lo, _), out_len), length in zip(groups, in_lengths):
+        a = axis % rank
+        dilated = stride * (out_len - 1) + 1
+        low, high = f - 1 - lo, length - dilated + lo
+        if high < 0:  # trailing cotangent entries that reach no input
+            index = [slice(None)] * rank
+            index[a] = slice(0, -(-(dilated + high) // stride))
+            dy = dy[tuple(index)]
+            dilated = stride * (dy.shape[a] - 1) + 1
+            high = length + f - 1 - low - dilated
+        window[a], base[a], padding[a] = f, stride, (low, high)
+    return tfxla.reduce_window(
+        dy, tf.constant(0, dy.dtype), _adder(dy.dtype), window, base_dilations=base, padding=padding
+    )
 
 
 def full_to_diag(x: tf.Tensor) -> tf.Tensor:
