@@ -59,6 +59,23 @@ def test_window_sum_adjoint_equals_autodiff(geometry, paired):
     np.testing.assert_allclose(analytic.numpy(), autodiff.numpy(), rtol=1e-13, atol=1e-13)
 
 
+@pytest.mark.parametrize("lengths", [(8, 9), (7, 6)])
+def test_non_overlapping_window_sum_is_a_block_sum(lengths):
+    """Window == stride, no padding (2x2/2 pooling): reshape-and-sum, broadcast adjoint."""
+    groups = []
+    for axis, (length, window) in zip((-2, -1), zip(lengths, (2, 3))):
+        out, lo, hi = spatial.window_geometry(length, window, window, "VALID")
+        groups.append(((axis,), window, window, (lo, hi), out))
+    rng = np.random.default_rng(lengths)
+    x = tf.constant(rng.standard_normal((2, 3, *lengths)))
+    y = spatial.window_sum(x, groups)
+    np.testing.assert_allclose(y.numpy(), spatial._padded_slices_sum(x, groups).numpy(), 1e-14)
+    dy = tf.constant(rng.standard_normal(y.shape))
+    (analytic,) = _vjp(lambda x: spatial.window_sum(x, groups), [x], dy)
+    (autodiff,) = _vjp(lambda x: spatial._padded_slices_sum(x, groups), [x], dy)
+    np.testing.assert_allclose(analytic.numpy(), autodiff.numpy(), rtol=1e-13, atol=1e-13)
+
+
 def _plain_relu(c, ntk, v1, v2):
     """The textbook arc-cosine map (Cho & Saul), differentiated by autodiff."""
     s = tf.sqrt(v1 * v2 - c * c)

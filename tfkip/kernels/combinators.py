@@ -17,6 +17,7 @@ import tensorflow as tf
 from tfkip.kernels import tiling
 from tfkip.kernels.base import Layer
 from tfkip.kernels.kernel import Kernel, Layout, Shape
+from tfkip.kernels.linear import Conv
 from tfkip.kernels.pooling import Flatten
 from tfkip.kernels.spatial import full_to_diag
 
@@ -210,6 +211,8 @@ class Network:
         if not shape.is_flat and isinstance(self.layers[0], Flatten):
             # Flatten first: <x, x'> / (H W C) directly, same value as mean_p K(p, p).
             shape, layers, layout = self.layers[0].output_shape(shape), layers[1:], Layout.FLAT
+        if layout == Layout.FULL and isinstance(self.layers[0], Conv):
+            return self._first_conv_kernel(x1, x2, want_ntk, shape), layers[1:]
         inv_c = 1.0 / shape.channels
         if layout == Layout.FLAT:
             f1 = tf.reshape(x1, [tf.shape(x1)[0], -1])
@@ -240,6 +243,29 @@ class Network:
             shape=shape,
         )
         return kernel, layers
+
+    def _first_conv_kernel(self, x1, x2, want_ntk, shape) -> Kernel:
+        """The first Conv's output kernel (FULL layout), its linear map from image patches.
+
+        ``A(K_in)(P, Q) = <patch(x1)_P, patch(x2)_Q> / (fh fw C)`` (`Conv.patches`) is one
+        matmul over ``fh fw C`` features, where the window sum over the
+        ``(n1, n2, H, W, H, W)`` input covariance would read it ``fh fw`` times.
+        """
+        conv = self.layers[0]
+        (ho, wo), a = conv.output_shape(shape).spatial, conv.patches(x1)
+        scale = 1.0 / a.shape[-1]
+        if x2 is None:
+            cov = tf.reshape(tf.matmul(a, a, transpose_b=True), [-1, ho, wo, ho, wo])
+        else:
+            cov = _outer_positions(a, conv.patches(x2), ho, wo)
+        kernel = Kernel(
+            values=tf.zeros([1], cov.dtype),  # replaced by the update below
+            ntk_state="zero" if want_ntk else "none",
+            batch_ndim=1 if x2 is None else 2,
+            layout=Layout.FULL,
+            shape=shape,
+        )
+        return conv.update(kernel, (cov * tf.constant(scale, cov.dtype))[None])
 
 
 def serial(*layers: Layer) -> Network:

@@ -51,7 +51,10 @@ class _Affine(Layer):
     def apply(self, kernel: Kernel) -> Kernel:
         # One pass of the linear map over the stacked (nngp, ntk), then the elementwise
         # update of both, stacked again (XLA fuses it into the map's loop).
-        a = self._linear_map(kernel)(kernel.values)
+        return self.update(kernel, self._linear_map(kernel)(kernel.values))
+
+    def update(self, kernel: Kernel, a: tf.Tensor) -> Kernel:
+        """The layer's output from ``a``, its linear map of ``kernel.values`` (same stack)."""
         w2 = self.W_std**2
         b2 = 0.0 if self.b_std is None else self.b_std**2
         nngp = scale_add(a[0], w2, b2)
@@ -184,6 +187,23 @@ class Conv(_Affine):
             return spatial.window_sum(x, groups) * tf.constant(norm, x.dtype)
 
         return linear_map
+
+    def patches(self, x: tf.Tensor) -> tf.Tensor:
+        """``(n, H, W, C) -> (n, H' W', fh fw C)``: the zero-padded input window of every
+        output position, so that this conv's linear map of the input covariance is
+        ``A(<x_p, x'_q> / C)(P, Q) = <patch(x)_P, patch(x')_Q> / (fh fw C)``: one matmul
+        instead of a window sum over the (much larger) position-by-position covariance.
+        """
+        shape = Shape(tuple(x.shape[1:3]), x.shape[3])
+        (ho, lo_h, hi_h), (wo, lo_w, hi_w) = self._geometry(shape)
+        (sh, sw), (fh, fw) = self.strides, self.filter_shape
+        padded = tf.pad(x, [[0, 0], [lo_h, hi_h], [lo_w, hi_w], [0, 0]])
+        taps = [
+            padded[:, dh : dh + sh * (ho - 1) + 1 : sh, dw : dw + sw * (wo - 1) + 1 : sw, :]
+            for dh in range(fh)
+            for dw in range(fw)
+        ]
+        return tf.reshape(tf.concat(taps, axis=-1), [-1, ho * wo, fh * fw * shape.channels])
 
     def get_config(self) -> dict[str, Any]:
         return {

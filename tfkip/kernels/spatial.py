@@ -56,6 +56,31 @@ def _padded_slices_sum(x: tf.Tensor, groups) -> tf.Tensor:
     return total
 
 
+def _block_adjoint(dy: tf.Tensor, groups, in_lengths) -> tf.Tensor:
+    """The adjoint of `window_sum` for non-overlapping windows (window == stride, no padding).
+
+    Every input entry lies in at most one window, so its cotangent is that window's
+    (an upsampling: each axis ``n -> (n, s) -> n s``, broadcast, then zeros for the
+    ``L - n s`` trailing entries no window reaches). A broadcast, which XLA fuses into
+    the consumer for free, instead of a windowed pass.
+    """
+    rank = dy.shape.rank
+    for ((axis,), _, stride, _, out_len), length in sorted(
+        zip(groups, in_lengths), key=lambda g: g[0][0][0] % rank
+    ):
+        a = axis % rank
+        expanded = tf.expand_dims(dy, a + 1)
+        shape = tf.concat([tf.shape(dy)[: a + 1], [stride], tf.shape(dy)[a + 1 :]], 0)
+        dy = tf.broadcast_to(expanded, shape)
+        merged = tf.concat([tf.shape(dy)[:a], [out_len * stride], tf.shape(dy)[a + 2 :]], 0)
+        dy = tf.reshape(dy, merged)
+        if length > out_len * stride:
+            paddings = [[0, 0]] * rank
+            paddings[a] = [0, length - out_len * stride]
+            dy = tf.pad(dy, paddings)
+    return dy
+
+
 def _dilate(x: tf.Tensor, axis: int, stride: int) -> tf.Tensor:
     """Inserts ``stride - 1`` zeros between the entries of ``axis``: length s (L - 1) + 1."""
     if stride == 1:
@@ -118,6 +143,8 @@ def window_sum(x: tf.Tensor, groups) -> tf.Tensor:
     @tf.custom_gradient
     def fn(x):
         def grad(dy):
+            if all(len(g[0]) == 1 and g[1] == g[2] and g[3] == (0, 0) for g in groups):
+                return _block_adjoint(dy, groups, in_lengths)
             if all(len(g[0]) == 1 for g in groups):
                 return _reduce_window_adjoint(dy, groups, in_lengths)
             adjoint, crops = adjoint_groups(groups, in_lengths)
