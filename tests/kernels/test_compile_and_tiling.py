@@ -146,7 +146,8 @@ def test_jit_with_a_dynamic_batch_dimension(name):
     "name", ["fc_flat", "fc_flatten_images", "conv_flatten", "pooled_flatten", "pooled_gap"]
 )
 def test_tiled_equals_untiled(name, x2_none, batch_size):
-    """n1 = 7 and n2 = 5 are not multiples of the tiles; x2 None has diagonal tiles."""
+    """n1 = 7 and n2 = 5 are not multiples of the tiles; x2 None on images is tiled over its
+    28 unordered pairs (tiles of b1 * b2 pairs), on flat inputs in square diagonal tiles."""
     net = NETS[name][0]
     x1, x2 = _inputs(name, 7, 5)
     if x2_none:
@@ -302,7 +303,8 @@ def test_layouts_at_run_time_follow_the_plan():
     flat_net = serial(Conv(4, (3, 3), padding="SAME"), Relu(), probe, Flatten(), Dense(1))
     flat_net.kernel_fn(x1, x2)
     flat_net.kernel_fn(x1, None)
-    assert probe.seen == [(DIAG, (3, 2, 6, 4)), (DIAG, (3, 3, 6, 4))]
+    # x2 None: the 3 * 4 / 2 = 6 unordered pairs of x1, zipped into a (6, 1) batch.
+    assert probe.seen == [(DIAG, (3, 2, 6, 4)), (DIAG, (6, 1, 6, 4))]
 
 
 def test_plan_is_decided_once():

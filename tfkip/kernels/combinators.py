@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from tfkip.kernels import tiling
@@ -166,8 +167,12 @@ class Network:
         """Untiled kernels ``{get: (n1, n2)}``.
 
         ``same`` overrides the identical-pairs mask and ``variances1/2`` supply
-        precomputed `self_variances` (both used by `tiling`).
+        precomputed `self_variances` (both used by `tiling`). For ``x2`` None on image
+        inputs (of a static count) only the ``n (n + 1) / 2`` unordered pairs are computed
+        (`_symmetric`).
         """
+        if x2 is None and same is None and x1.shape[0] and self.layouts[0] != Layout.FLAT:
+            return self._symmetric(x1, gets, variances1)
         if variances1 is None:
             variances1 = self.self_variances(x1)
         if variances2 is None:
@@ -175,7 +180,38 @@ class Network:
         if same is None and x2 is None:
             same = tf.cast(tf.eye(tf.shape(x1)[0]), tf.bool)
         kernel, layers = self._input_kernel(x1, x1 if x2 is None else x2, "ntk" in gets)
-        kernel = kernel.replace(same=same)
+        return self._apply_layers(kernel.replace(same=same), layers, variances1, variances2, gets)
+
+    def _compute_pairs(self, a, b, gets, same, variances_a, variances_b):
+        """Kernels ``{get: (P,)}`` of the pairs ``(a[p], b[p])`` (both ``(P, ...)``).
+
+        ``same`` is a bool ``(P,)`` mask of identical pairs; ``variances_a/b`` are the
+        `self_variances` of ``a`` and ``b``.
+        """
+        kernel, layers = self._input_kernel(a, b, "ntk" in gets, zipped=True)
+        kernel = kernel.replace(same=same[:, None])
+        out = self._apply_layers(kernel, layers, variances_a, variances_b, gets)
+        return {g: value[:, 0] for g, value in out.items()}
+
+    def _symmetric(self, x, gets, variances=None):
+        """``{get: (n, n)}`` of ``x`` with itself from its ``n (n + 1) / 2`` unordered pairs.
+
+        The upper-triangle pairs ``(i, j), i <= j`` are computed as one zipped batch and
+        gathered into both triangles, so the result is exactly symmetric and costs about
+        half of the full ``n x n`` pass.
+        """
+        n = x.shape[0]
+        rows, cols, index = symmetric_pairs(n)
+        if variances is None:
+            variances = self.self_variances(x)
+        va = [tf.gather(v, rows) for v in variances]
+        vb = [tf.gather(v, cols) for v in variances]
+        out = self._compute_pairs(
+            tf.gather(x, rows), tf.gather(x, cols), gets, tf.constant(rows == cols), va, vb
+        )
+        return {g: tf.gather(value, index) for g, value in out.items()}
+
+    def _apply_layers(self, kernel, layers, variances1, variances2, gets):
         variances = iter(zip(variances1, variances2))
         for layer, layout in layers:
             kernel = _to_layout(kernel, layout)
@@ -200,72 +236,82 @@ class Network:
             kernel = layer.apply(kernel)
         return variances
 
-    def _input_kernel(self, x1, x2, want_ntk):
-        """Input covariance ``<x_p, x'_q> / C`` in the first layer's layout.
+    def _input_kernel(self, x1, x2, want_ntk, zipped=False):
+        """The input covariance ``<x_p, x'_q> / C`` in the first layer's layout.
 
-        With ``x2`` None, the self kernel of ``x1`` (``batch_ndim=1``).
+        With ``x2`` None, the self kernel of ``x1`` (``batch_ndim=1``); with ``zipped``,
+        the kernel of the pairs ``(x1[p], x2[p])`` (batch shape ``(P, 1)``). Returns the
+        kernel and the layers still to apply (a first Flatten, or a first Conv of a pooled
+        network, is applied here).
         """
         layers = list(zip(self.layers, self.layouts))
         shape = _input_shape(x1.shape[1:])
         layout = Layout.FLAT if shape.is_flat else self.layouts[0]
-        if not shape.is_flat and isinstance(self.layers[0], Flatten):
-            # Flatten first: <x, x'> / (H W C) directly, same value as mean_p K(p, p).
-            shape, layers, layout = self.layers[0].output_shape(shape), layers[1:], Layout.FLAT
-        if layout == Layout.FULL and isinstance(self.layers[0], Conv):
-            return self._first_conv_kernel(x1, x2, want_ntk, shape), layers[1:]
-        inv_c = 1.0 / shape.channels
-        if layout == Layout.FLAT:
-            f1 = tf.reshape(x1, [tf.shape(x1)[0], -1])
-            if x2 is None:
-                nngp = tf.reduce_sum(f1 * f1, axis=-1)
-            else:
-                nngp = tf.matmul(f1, tf.reshape(x2, [tf.shape(x2)[0], -1]), transpose_b=True)
-        else:
-            h, w = shape.spatial
-            a = tf.reshape(x1, [tf.shape(x1)[0], h * w, shape.channels])
-            b = None if x2 is None else tf.reshape(x2, [tf.shape(x2)[0], h * w, shape.channels])
-            if layout == Layout.DIAG and b is None:
-                nngp = tf.reshape(tf.reduce_sum(a * a, -1), [-1, h, w])
-            elif layout == Layout.DIAG:
-                # A few input channels: a broadcast multiply-add, not a batched matmul
-                # over positions (hundreds of tiny matmuls).
-                nngp = tf.reduce_sum(a[:, None] * b[None], axis=-1)
-                nngp = tf.reshape(nngp, tf.concat([tf.shape(nngp)[:2], [h, w]], 0))
-            elif b is None:
-                nngp = tf.reshape(tf.matmul(a, a, transpose_b=True), [-1, h, w, h, w])
-            else:
-                nngp = _outer_positions(a, b, h, w)
+        mode = "self" if x2 is None else "zipped" if zipped else "cross"
         kernel = Kernel(
-            values=(nngp * tf.constant(inv_c, nngp.dtype))[None],
+            values=tf.zeros([1], x1.dtype),  # set below
             ntk_state="zero" if want_ntk else "none",
             batch_ndim=1 if x2 is None else 2,
             layout=layout,
             shape=shape,
+            zipped=zipped,
         )
-        return kernel, layers
+        if not shape.is_flat and isinstance(self.layers[0], Flatten):
+            # Flatten first: <x, x'> / (H W C) directly, same value as mean_p K(p, p).
+            shape, layers, layout = self.layers[0].output_shape(shape), layers[1:], Layout.FLAT
+            kernel = kernel.replace(shape=shape, layout=layout)
+        if layout == Layout.FULL and isinstance(self.layers[0], Conv):
+            # The first conv's linear map from image patches: one matmul over fh fw C
+            # features instead of a window sum over the input covariance.
+            conv = self.layers[0]
+            a, b = conv.patches(x1), None if x2 is None else conv.patches(x2)
+            cov = _covariance(a, b, mode, Layout.FULL, conv.output_shape(shape).spatial)
+            cov = cov * tf.constant(1.0 / a.shape[-1], cov.dtype)
+            return conv.update(kernel, cov[None]), layers[1:]
+        spatial = () if layout == Layout.FLAT else shape.spatial
+        positions = 1 if layout == Layout.FLAT else shape.spatial[0] * shape.spatial[1]
+        a = tf.reshape(x1, [tf.shape(x1)[0], positions, -1])
+        b = None if x2 is None else tf.reshape(x2, [tf.shape(x2)[0], positions, -1])
+        cov = _covariance(a, b, mode, layout, spatial)
+        cov = cov * tf.constant(1.0 / shape.channels, cov.dtype)
+        return kernel.replace(values=cov[None]), layers
 
-    def _first_conv_kernel(self, x1, x2, want_ntk, shape) -> Kernel:
-        """The first Conv's output kernel (FULL layout), its linear map from image patches.
 
-        ``A(K_in)(P, Q) = <patch(x1)_P, patch(x2)_Q> / (fh fw C)`` (`Conv.patches`) is one
-        matmul over ``fh fw C`` features, where the window sum over the
-        ``(n1, n2, H, W, H, W)`` input covariance would read it ``fh fw`` times.
-        """
-        conv = self.layers[0]
-        (ho, wo), a = conv.output_shape(shape).spatial, conv.patches(x1)
-        scale = 1.0 / a.shape[-1]
-        if x2 is None:
-            cov = tf.reshape(tf.matmul(a, a, transpose_b=True), [-1, ho, wo, ho, wo])
-        else:
-            cov = _outer_positions(a, conv.patches(x2), ho, wo)
-        kernel = Kernel(
-            values=tf.zeros([1], cov.dtype),  # replaced by the update below
-            ntk_state="zero" if want_ntk else "none",
-            batch_ndim=1 if x2 is None else 2,
-            layout=Layout.FULL,
-            shape=shape,
-        )
-        return conv.update(kernel, (cov * tf.constant(scale, cov.dtype))[None])
+def _covariance(a, b, mode: str, layout: Layout, spatial) -> tf.Tensor:
+    """Position-by-position inner products of ``(n, positions, features)`` arrays.
+
+    ``mode`` 'self': of ``a`` with itself per example, 'cross': of every ``a`` with every
+    ``b`` (``(n1, n2, ...)``), 'zipped': of ``a[p]`` with ``b[p]`` (``(P, 1, ...)``).
+    FLAT gives no spatial axes, DIAG same-position products ``(H, W)``, FULL all pairs
+    ``(H, W, H, W)``.
+    """
+    if mode == "self":
+        b = a
+    if layout == Layout.FULL:
+        if mode == "cross":
+            return _outer_positions(a, b, *spatial)
+        cov = tf.matmul(a, b, transpose_b=True)
+        cov = tf.reshape(cov, [-1, *spatial, *spatial])
+    elif mode == "cross" and layout == Layout.FLAT:
+        return tf.matmul(a[:, 0], b[:, 0], transpose_b=True)
+    elif mode == "cross":
+        # A few input channels: a broadcast multiply-add, not a batched matmul over
+        # positions (hundreds of tiny matmuls).
+        cov = tf.reduce_sum(a[:, None] * b[None], axis=-1)
+        return tf.reshape(cov, tf.concat([tf.shape(cov)[:2], list(spatial)], 0))
+    else:
+        cov = tf.reshape(tf.reduce_sum(a * b, axis=-1), [-1, *spatial])
+    return cov[:, None] if mode == "zipped" else cov
+
+
+def symmetric_pairs(n: int):
+    """``(rows, cols, index)``: the ``n (n + 1) / 2`` pairs ``rows <= cols`` (int32) and the
+    ``(n, n)`` position of each entry's pair in that list (``(i, j)`` and ``(j, i)`` share)."""
+    rows, cols = np.triu_indices(n)
+    index = np.zeros((n, n), np.int32)
+    index[rows, cols] = np.arange(len(rows))
+    index[cols, rows] = np.arange(len(rows))
+    return rows.astype(np.int32), cols.astype(np.int32), index
 
 
 def serial(*layers: Layer) -> Network:

@@ -69,6 +69,8 @@ class Kernel:
         pairs (their arc-cosine angle is exactly 0); else None.
       variances: for cross kernels, ``(v1, v2)`` set by the network before each
         nonlinearity; else None.
+      zipped: a cross kernel of *pairs*: batch shape ``(P, 1)`` for the pairs
+        ``(x1[p], x2[p])``, whose variances ``v1``, ``v2`` both run along axis 0.
     """
 
     values: tf.Tensor
@@ -78,6 +80,7 @@ class Kernel:
     shape: Shape
     same: tf.Tensor | None = None
     variances: tuple[tf.Tensor, tf.Tensor] | None = None
+    zipped: bool = False
 
     @property
     def nngp(self) -> tf.Tensor:

@@ -52,13 +52,12 @@ class _Pointwise(Layer):
             return kernel.replace(values=self._apply_self(kernel)[None])
         v1, v2 = kernel.variances
         same = kernel.same
-        if kernel.layout == Layout.FLAT:
-            v1, v2 = v1[:, None], v2[None, :]
-        elif kernel.layout == Layout.DIAG:
-            v1, v2 = v1[:, None], v2[None]
+        # (n1, 1, ...) and (1, n2, ...); for zipped pairs both (P, 1, ...).
+        v1, v2 = v1[:, None], v2[:, None] if kernel.zipped else v2[None]
+        if kernel.layout == Layout.DIAG:
             same = None if same is None else same[:, :, None, None]
-        else:
-            v1, v2 = v1[:, None, :, :, None, None], v2[None, :, None, None, :, :]
+        elif kernel.layout == Layout.FULL:
+            v1, v2 = v1[..., None, None], v2[:, :, None, None]
             if same is not None:
                 eye = spatial.positions_eye(kernel.shape.spatial)
                 same = tf.logical_and(same[:, :, None, None, None, None], eye[None, None])

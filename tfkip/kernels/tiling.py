@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import tensorflow as tf
 
 from tfkip.kernels.kernel import Layout
@@ -149,6 +150,8 @@ def tiled(network, x1: tf.Tensor, x2: tf.Tensor | None, gets: tuple[str, ...], b
         b1 = b2 = min(b1, b2)  # square tiles: diagonal tiles pair identical rows
     if b1 >= n1 and b2 >= n2:
         return network._compute(x1, x2, gets)
+    if same_inputs and network.layouts[0] != Layout.FLAT:
+        return tiled_symmetric(network, x1, gets, b1 * b2, b1)
     var1 = tiled_self_variances(network, x1, b1)
     var2 = var1 if same_inputs else tiled_self_variances(network, x2_, b2)
     (x1t, t1), (x2t, t2) = _row_tiles(x1, b1), _row_tiles(x2_, b2)
@@ -179,3 +182,37 @@ def tiled(network, x1: tf.Tensor, x2: tf.Tensor | None, gets: tuple[str, ...], b
         value = tf.reshape(tf.transpose(value, [0, 2, 1, 3]), [t1 * b1, t2 * b2])
         out[g] = value[:n1, :n2]
     return out
+
+
+def tiled_symmetric(network, x: tf.Tensor, gets, pairs_per_tile: int, rows_per_tile: int):
+    """``network._symmetric(x, gets)`` in tiles of ``pairs_per_tile`` unordered pairs.
+
+    The ``n (n + 1) / 2`` pairs ``i <= j`` (`combinators.symmetric_pairs`) are padded
+    with copies of the first pair to whole tiles, computed tile by tile (recomputed in
+    the backward pass) and gathered into the symmetric ``(n, n)`` result.
+    """
+    from tfkip.kernels.combinators import symmetric_pairs
+
+    rows, cols, index = symmetric_pairs(x.shape[0])
+    tiles = -(-len(rows) // pairs_per_tile)
+    pad = tiles * pairs_per_tile - len(rows)
+    rows_t = np.concatenate([rows, np.zeros(pad, np.int32)]).reshape(tiles, pairs_per_tile)
+    cols_t = np.concatenate([cols, np.zeros(pad, np.int32)]).reshape(tiles, pairs_per_tile)
+    variances = tiled_self_variances(network, x, rows_per_tile)
+    k = len(variances)
+
+    @tf.recompute_grad
+    def tile(a, b, same, *v):
+        out = network._compute_pairs(a, b, gets, same, list(v[:k]), list(v[k:]))
+        return tuple(out[g] for g in gets)
+
+    def body(t):
+        r, c = tf.gather(rows_t, t), tf.gather(cols_t, t)
+        v = [tf.gather(var, r) for var in variances] + [tf.gather(var, c) for var in variances]
+        return tile(tf.gather(x, r), tf.gather(x, c), tf.equal(r, c), *v)
+
+    spec = tuple(tf.TensorSpec([pairs_per_tile], x.dtype) for _ in gets)
+    values = tf.map_fn(body, tf.range(tiles), fn_output_signature=spec, parallel_iterations=1)
+    return {
+        g: tf.gather(tf.reshape(value, [-1])[: len(rows)], index) for g, value in zip(gets, values)
+    }
