@@ -20,7 +20,7 @@ from tfkip.kernels.base import Layer
 from tfkip.kernels.kernel import Kernel, Layout, Shape
 from tfkip.kernels.linear import Conv
 from tfkip.kernels.pooling import Flatten
-from tfkip.kernels.spatial import full_to_diag
+from tfkip.kernels.spatial import full_to_diag, sum_trailing
 
 GETS = ("nngp", "ntk")
 _Kernels = {}
@@ -300,8 +300,13 @@ def _covariance(a, b, mode: str, layout: Layout, spatial) -> tf.Tensor:
         cov = tf.reduce_sum(a[:, None] * b[None], axis=-1)
         return tf.reshape(cov, tf.concat([tf.shape(cov)[:2], list(spatial)], 0))
     else:
-        cov = tf.reshape(tf.reduce_sum(a * b, axis=-1), [-1, *spatial])
+        cov = tf.reshape(_sum_features(a * b), [-1, *spatial])
     return cov[:, None] if mode == "zipped" else cov
+
+
+def _sum_features(x: tf.Tensor) -> tf.Tensor:
+    """Sum over the last axis; a long one as a product with ones (`sum_trailing`)."""
+    return tf.reduce_sum(x, axis=-1) if x.shape[-1] <= 32 else sum_trailing(x, 1)
 
 
 def symmetric_pairs(n: int):

@@ -15,6 +15,7 @@ convolution over the covariance, with an analytic adjoint of the same form.
 from __future__ import annotations
 
 import itertools
+import math
 
 import tensorflow as tf
 from tensorflow.compiler.tf2xla.python import xla as tfxla
@@ -193,6 +194,19 @@ def _reduce_window_adjoint(dy, groups, in_lengths):
     return tfxla.reduce_window(
         dy, tf.constant(0, dy.dtype), _adder(dy.dtype), window, base_dilations=base, padding=padding
     )
+
+
+def sum_trailing(x: tf.Tensor, axes: int, scale: float = 1.0) -> tf.Tensor:
+    """``scale`` times the sum over the last ``axes`` axes, as a matrix-vector product.
+
+    XLA on CPU splits long reductions into a reduce-window and a reduce, which cannot
+    take the producer with them and so materialise it; a product with a vector of
+    ``scale`` reads the producer once at matmul speed (its gradient is a broadcast).
+    """
+    size = math.prod(x.shape[-axes:])
+    lead = tf.shape(x)[:-axes]
+    weights = tf.fill([size, 1], tf.constant(scale, x.dtype))
+    return tf.reshape(tf.matmul(tf.reshape(x, [-1, size]), weights), lead)
 
 
 def full_to_diag(x: tf.Tensor) -> tf.Tensor:
