@@ -202,14 +202,15 @@ def tiled_symmetric(network, x: tf.Tensor, gets, pairs_per_tile: int, rows_per_t
     k = len(variances)
 
     @tf.recompute_grad
-    def tile(a, b, same, *v):
-        out = network._compute_pairs(a, b, gets, same, list(v[:k]), list(v[k:]))
+    def tile(a, b, same, *v):  # same: 1.0 for identical pairs (a float: a tile input)
+        out = network._compute_pairs(a, b, gets, same > 0, list(v[:k]), list(v[k:]))
         return tuple(out[g] for g in gets)
 
     def body(t):
         r, c = tf.gather(rows_t, t), tf.gather(cols_t, t)
         v = [tf.gather(var, r) for var in variances] + [tf.gather(var, c) for var in variances]
-        return tile(tf.gather(x, r), tf.gather(x, c), tf.equal(r, c), *v)
+        same = tf.cast(tf.equal(r, c), x.dtype)
+        return tile(tf.gather(x, r), tf.gather(x, c), same, *v)
 
     spec = tuple(tf.TensorSpec([pairs_per_tile], x.dtype) for _ in gets)
     values = tf.map_fn(body, tf.range(tiles), fn_output_signature=spec, parallel_iterations=1)
