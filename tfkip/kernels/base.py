@@ -126,8 +126,6 @@ def require_spatial(layer: Layer, shape: Shape) -> None:
 
 def scale_add(x, scale: float, shift: float):
     """``scale * x + shift`` with Python-float constants folded away when trivial."""
-    if isinstance(x, float):
-        return scale * x + shift
     if scale != 1.0:
         x = x * tf.constant(scale, x.dtype)
     if shift != 0.0:

@@ -17,6 +17,11 @@ FULL       ``(n1, n2, H, W, H, W)``       ``(n, H, W, H, W)``     K(x, x')(p, q)
 A network computes the self kernels of ``x1`` and ``x2`` first (cost linear in n) and
 hands each nonlinearity of the cross pass the variances it needs in ``variances``:
 ``(v1, v2)`` of shapes ``(n1,)``/``(n2,)`` (FLAT) or ``(n1, H, W)``/``(n2, H, W)``.
+
+Both kernels are stored stacked, ``values = [nngp, ntk]`` of shape ``(2, *shape above)``,
+so that every layer reads and writes them in one pass. A *zipped* cross kernel holds
+given pairs ``(x1[p], x2[p])`` instead of all combinations: batch shape ``(P, 1)``, with
+``v1``, ``v2`` both ``(P, ...)`` (used for ``K(x, x)``'s unordered pairs).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ multiple of the tile size ``b1`` (``b2``), loops over the ``T1 * T2`` tile pairs
 keeps only the tile inputs and recomputes the tile's intermediates: peak memory is that of
 one ``b1 x b2`` tile (for pooled networks, ``b1 b2 (HW)^2`` entries per covariance) in
 both directions, independent of ``n1 n2``. Zero padding rows are harmless (finite values
-and gradients, see `numerics`) and sliced away.
+and gradients: a zero variance gives a zero correlation, see `nonlinear`) and sliced away.
 
 When ``x2`` is None the tiles on the block diagonal pair identical inputs; the mask of
 identical pairs is passed to each tile so that the self-kernel diagonal stays exact.
