@@ -9,8 +9,10 @@ one ``b1 x b2`` tile (for pooled networks, ``b1 b2 (HW)^2`` entries per covarian
 both directions, independent of ``n1 n2``. Zero padding rows are harmless (finite values
 and gradients: a zero variance gives a zero correlation, see `nonlinear`) and sliced away.
 
-When ``x2`` is None the tiles on the block diagonal pair identical inputs; the mask of
-identical pairs is passed to each tile so that the self-kernel diagonal stays exact.
+When ``x2`` is None, image networks are tiled over the ``n (n + 1) / 2`` unordered pairs
+(`tiled_symmetric`, chunks of ``b1 b2`` pairs); flat networks use square tiles, the ones
+on the block diagonal getting the mask of identical pairs, so that the self-kernel
+diagonal stays exact either way.
 
 `plan_tiles` chooses the tile size itself when the caller gives none (the default of
 ``kernel_fn``): it bounds the bytes of one tile's covariances, forward and backward, by a
