@@ -133,9 +133,16 @@ def window_sum(x: tf.Tensor, groups) -> tf.Tensor:
     ``x``: one pass over memory (for a 3x3 convolution, 9 slices of one padded tensor).
 
     The gradient is analytic (`adjoint_groups`): the adjoint of a window sum is a window
-    sum of the (stride-dilated) cotangent with mirrored taps, computed by this same
-    function, so the backward costs one fused pass like the forward instead of one
-    full-size pad per slice (what autodiff of the slices emits).
+    sum of the (stride-dilated) cotangent with mirrored taps, one pass instead of one
+    full-size pad per slice (what autodiff of the slices emits). It is computed as
+
+    * a broadcast (`_block_adjoint`) for non-overlapping windows (2x2/2 pooling): each
+      input entry lies in one window and gets its cotangent;
+    * one XLA reduce-window (`_reduce_window_adjoint`) for one-axis groups (per-position
+      DIAG convolutions, overlapping pooling): the stride dilation is its base dilation,
+      and, being a fusion boundary, it reads a cotangent computed once into memory
+      instead of recomputing the nonlinearity's adjoint for every tap;
+    * this same function over the dilated cotangent for paired groups (FULL convolutions).
     """
     groups = tuple(groups)
     rank = x.shape.rank
@@ -170,6 +177,7 @@ _ADDERS = {}
 
 
 def _adder(dtype):
+    """The scalar ``a + b`` computation that XLA's reduce-window takes, one per dtype."""
     if dtype not in _ADDERS:
         spec = tf.TensorSpec([], dtype)
         _ADDERS[dtype] = tf.function(_add, input_signature=[spec, spec], autograph=False)
@@ -177,7 +185,14 @@ def _adder(dtype):
 
 
 def _reduce_window_adjoint(dy, groups, in_lengths):
-    """The adjoint of `window_sum` for one-axis groups as one XLA reduce-window."""
+    """The adjoint of `window_sum` for one-axis groups, as one XLA reduce-window.
+
+    Per axis (window f, stride s, low padding lo, input length L, output length n):
+    ``xbar[i] = sum_d ybar_s[i + lo - d]``, ``ybar_s`` being ``ybar`` dilated by s (the
+    reduce-window's base dilation) and zero-padded by ``(f - 1 - lo, L + lo - s (n - 1) - 1)``
+    (trailing cotangent entries that reach no input cropped first); with all-ones
+    windows the mirrored taps are the same taps.
+    """
     rank = dy.shape.rank
     window, base, padding = [1] * rank, [1] * rank, [(0, 0)] * rank
     for ((axis,), f, stride, (lo, _), out_len), length in zip(groups, in_lengths):
