@@ -131,6 +131,10 @@ def window_sum(x: tf.Tensor, groups) -> tf.Tensor:
 
     i.e. the sum, over every combination of offsets, of one strided slice of the padded
     ``x``: one pass over memory (for a 3x3 convolution, 9 slices of one padded tensor).
+    One-axis groups with overlapping windows (per-position DIAG convolutions) are one XLA
+    reduce-window instead: a fusion boundary, so the producer (the previous layer's
+    nonlinearity) is computed once into memory rather than once per tap, or twice (once
+    padded, once for the centre tap that XLA simplifies to the unpadded tensor).
 
     The gradient is analytic (`adjoint_groups`): the adjoint of a window sum is a window
     sum of the (stride-dilated) cotangent with mirrored taps, one pass instead of one
@@ -148,12 +152,15 @@ def window_sum(x: tf.Tensor, groups) -> tf.Tensor:
     rank = x.shape.rank
     in_lengths = [x.shape[g[0][0]] for g in groups]
 
+    one_axis = all(len(g[0]) == 1 for g in groups)
+    blocks = one_axis and all(g[1] == g[2] and g[3] == (0, 0) for g in groups)
+
     @tf.custom_gradient
     def fn(x):
         def grad(dy):
-            if all(len(g[0]) == 1 and g[1] == g[2] and g[3] == (0, 0) for g in groups):
+            if blocks:
                 return _block_adjoint(dy, groups, in_lengths)
-            if all(len(g[0]) == 1 for g in groups):
+            if one_axis:
                 return _reduce_window_adjoint(dy, groups, in_lengths)
             adjoint, crops = adjoint_groups(groups, in_lengths)
             for (axes, _, stride, _, _), crop in zip(groups, crops):
@@ -164,9 +171,26 @@ def window_sum(x: tf.Tensor, groups) -> tf.Tensor:
                     dy = dy[tuple(index)]
             return window_sum(dy, adjoint)
 
+        if one_axis and not blocks:
+            return _reduce_window_forward(x, groups), grad
         return _padded_slices_sum(x, groups), grad
 
     return fn(x)
+
+
+def _reduce_window_forward(x, groups):
+    """`window_sum` of one-axis groups as one XLA reduce-window (padding and strides its own)."""
+    rank = x.shape.rank
+    window, strides, padding = [1] * rank, [1] * rank, [(0, 0)] * rank
+    shape = x.shape.as_list()
+    for (axis,), f, stride, (lo, hi), out_len in groups:
+        a = axis % rank
+        window[a], strides[a], padding[a], shape[a] = f, stride, (lo, hi), out_len
+    y = tfxla.reduce_window(
+        x, tf.constant(0, x.dtype), _adder(x.dtype), window, window_strides=strides, padding=padding
+    )
+    y.set_shape(shape)
+    return y
 
 
 def _add(a, b):
