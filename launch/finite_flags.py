@@ -25,7 +25,7 @@ flags.DEFINE_enum(
     "recipe",
     "default",
     list(RECIPES),
-    "'default': NTK parameterization, centred network, no L2, 1000 steps (keeps the "
+    "'default': standard parameterization, centred network, no L2, 1000 steps (keeps the "
     "kernel's accuracy); 'reference': kip/nn_training exactly (standard parameterization, "
     "not centred, L2 1e-3, 5000 steps). Explicit --parameterization, --center, --l2, "
     "--steps override the recipe.",

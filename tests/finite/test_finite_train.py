@@ -157,7 +157,7 @@ def test_train_config_validates_and_resolves_run_defaults():
     resolved = resolve_config(TrainConfig(), run)
     assert (resolved.architecture, resolved.depth, resolved.readout) == ("convnet", 2, "gap")
     assert (resolved.W_std, resolved.b_std) == (1.5, None)
-    assert (resolved.width, resolved.parameterization) == (1024, "ntk")  # the recipe's, not run's
+    assert (resolved.width, resolved.parameterization) == (1024, "standard")  # recipe, not run
     assert resolved.dataset == "cifar10"
     mine = resolve_config(TrainConfig(architecture="fc", dataset="mnist_5k"), run)
     assert (mine.architecture, mine.depth, mine.dataset) == ("fc", None, "mnist_5k")

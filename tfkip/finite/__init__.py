@@ -7,7 +7,7 @@
 * `monte_carlo_nngp`: output covariance of many random networks (checks the kernels).
 * `TrainConfig`, `train`, `train_on_arrays`, `fit_network`, `load_transfer_data`: train
   a finite network on a distilled set and test it on the real test split, with the
-  'default' recipe (NTK parameterization, centred, no L2: keeps the kernel's accuracy)
+  'default' recipe (standard parameterization, centred, no L2: keeps the kernel's accuracy)
   or the 'reference' one of ``kip/nn_training.ipynb`` (spec §4); `RECIPES`.
 * `plain_keras_model`: the trained (centred) network as built-in Keras layers only.
 * `search`: the validation grid search over lr factor, L2, centring, parameterization.
