@@ -39,6 +39,8 @@ FULL, DIAG, FLAT = Layout.FULL, Layout.DIAG, Layout.FLAT
 NETS = {
     "fc_flat": (build([dense(), RELU, dense(b_std=None), erf(), dense()]), (6,)),
     "fc_flatten_images": (build([FLATTEN, dense(), RELU, dense()]), (4, 3, 2)),
+    # more than 32 input features: the input kernel's feature sum is a matmul with ones
+    "fc_flatten_wide": (build([FLATTEN, dense(), RELU, dense()]), (6, 6, 1)),
     "conv_flatten": (
         build([conv(), RELU, conv((2, 2), (2, 1), "VALID"), RELU, FLATTEN, dense()]),
         (5, 4, 2),
@@ -120,7 +122,7 @@ def test_tiled_kernel_compiles_without_retracing():
     assert rel_err(own, net.kernel_fn(x1 * 2, None, get="nngp").numpy()) <= 1e-12
 
 
-@pytest.mark.parametrize("name", ["pooled_gap"])
+@pytest.mark.parametrize("name", ["pooled_gap", "fc_flatten_wide"])
 def test_jit_with_a_dynamic_batch_dimension(name):
     """Compiled equals eager, and one trace serves every batch size when the signature
     leaves n unknown."""

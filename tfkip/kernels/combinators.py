@@ -10,6 +10,7 @@ pay O((H W)^2).
 from __future__ import annotations
 
 import collections
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -270,8 +271,9 @@ class Network:
             return conv.update(kernel, cov[None]), layers[1:]
         spatial = () if layout == Layout.FLAT else shape.spatial
         positions = 1 if layout == Layout.FLAT else shape.spatial[0] * shape.spatial[1]
-        a = tf.reshape(x1, [tf.shape(x1)[0], positions, -1])
-        b = None if x2 is None else tf.reshape(x2, [tf.shape(x2)[0], positions, -1])
+        features = math.prod(x1.shape[1:]) // positions  # static: validated per-example shape
+        a = tf.reshape(x1, [-1, positions, features])
+        b = None if x2 is None else tf.reshape(x2, [-1, positions, features])
         cov = _covariance(a, b, mode, layout, spatial)
         cov = cov * tf.constant(1.0 / shape.channels, cov.dtype)
         return kernel.replace(values=cov[None]), layers
