@@ -249,34 +249,35 @@ class Network:
         shape = _input_shape(x1.shape[1:])
         layout = Layout.FLAT if shape.is_flat else self.layouts[0]
         mode = "self" if x2 is None else "zipped" if zipped else "cross"
+        if not shape.is_flat and isinstance(self.layers[0], Flatten):
+            # Flatten first: <x, x'> / (H W C) directly, same value as mean_p K(p, p).
+            shape, layers, layout = self.layers[0].output_shape(shape), layers[1:], Layout.FLAT
+        first_conv = layout == Layout.FULL and isinstance(self.layers[0], Conv)
+        if first_conv:
+            # The first conv's linear map from image patches: one matmul over fh fw C
+            # features instead of a window sum over the input covariance.
+            conv = self.layers[0]
+            a, b = conv.patches(x1), None if x2 is None else conv.patches(x2)
+            spatial = conv.output_shape(shape).spatial
+        else:
+            spatial = () if layout == Layout.FLAT else shape.spatial
+            positions = math.prod(spatial)
+            features = math.prod(x1.shape[1:]) // positions  # static: a validated shape
+            a = tf.reshape(x1, [-1, positions, features])
+            b = None if x2 is None else tf.reshape(x2, [-1, positions, features])
+        cov = _covariance(a, b, mode, layout, spatial)
+        scale = 1.0 / (a.shape[-1] if first_conv else shape.channels)
         kernel = Kernel(
-            values=tf.zeros([1], x1.dtype),  # set below
+            values=(cov * tf.constant(scale, cov.dtype))[None],
             ntk_state="zero" if want_ntk else "none",
             batch_ndim=1 if x2 is None else 2,
             layout=layout,
             shape=shape,
             zipped=zipped,
         )
-        if not shape.is_flat and isinstance(self.layers[0], Flatten):
-            # Flatten first: <x, x'> / (H W C) directly, same value as mean_p K(p, p).
-            shape, layers, layout = self.layers[0].output_shape(shape), layers[1:], Layout.FLAT
-            kernel = kernel.replace(shape=shape, layout=layout)
-        if layout == Layout.FULL and isinstance(self.layers[0], Conv):
-            # The first conv's linear map from image patches: one matmul over fh fw C
-            # features instead of a window sum over the input covariance.
-            conv = self.layers[0]
-            a, b = conv.patches(x1), None if x2 is None else conv.patches(x2)
-            cov = _covariance(a, b, mode, Layout.FULL, conv.output_shape(shape).spatial)
-            cov = cov * tf.constant(1.0 / a.shape[-1], cov.dtype)
-            return conv.update(kernel, cov[None]), layers[1:]
-        spatial = () if layout == Layout.FLAT else shape.spatial
-        positions = 1 if layout == Layout.FLAT else shape.spatial[0] * shape.spatial[1]
-        features = math.prod(x1.shape[1:]) // positions  # static: validated per-example shape
-        a = tf.reshape(x1, [-1, positions, features])
-        b = None if x2 is None else tf.reshape(x2, [-1, positions, features])
-        cov = _covariance(a, b, mode, layout, spatial)
-        cov = cov * tf.constant(1.0 / shape.channels, cov.dtype)
-        return kernel.replace(values=cov[None]), layers
+        if first_conv:
+            return conv.update(kernel, kernel.values), layers[1:]
+        return kernel, layers
 
 
 def _covariance(a, b, mode: str, layout: Layout, spatial) -> tf.Tensor:

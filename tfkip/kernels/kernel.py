@@ -104,8 +104,3 @@ class Kernel:
     def map_linear(self, fn) -> Kernel:
         """Applies a linear map ``fn`` (acting on trailing axes) to nngp and ntk at once."""
         return self.replace(values=fn(self.values))
-
-
-def stack_kernels(nngp: tf.Tensor, ntk: tf.Tensor | None) -> tf.Tensor:
-    """``(k, ...)`` values of a `Kernel` from its NNGP and (optional) NTK tensors."""
-    return nngp[None] if ntk is None else tf.stack([nngp, ntk])
