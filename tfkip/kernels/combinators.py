@@ -201,15 +201,11 @@ class Network:
         gathered into both triangles, so the result is exactly symmetric and costs about
         half of the full ``n x n`` pass.
         """
-        n = x.shape[0]
-        rows, cols, index = symmetric_pairs(n)
+        rows, cols, index = symmetric_pairs(x.shape[0])
         if variances is None:
             variances = self.self_variances(x)
-        va = [tf.gather(v, rows) for v in variances]
-        vb = [tf.gather(v, cols) for v in variances]
-        out = self._compute_pairs(
-            tf.gather(x, rows), tf.gather(x, cols), gets, tf.constant(rows == cols), va, vb
-        )
+        a, b, same, va, vb = gather_pairs(x, variances, rows, cols)
+        out = self._compute_pairs(a, b, gets, same, va, vb)
         return {g: tf.gather(value, index) for g, value in out.items()}
 
     def _apply_layers(self, kernel, layers, variances1, variances2, gets):
@@ -310,6 +306,14 @@ def _covariance(a, b, mode: str, layout: Layout, spatial) -> tf.Tensor:
 def _sum_features(x: tf.Tensor) -> tf.Tensor:
     """Sum over the last axis; a long one as a product with ones (`sum_trailing`)."""
     return tf.reduce_sum(x, axis=-1) if x.shape[-1] <= 32 else sum_trailing(x, 1)
+
+
+def gather_pairs(x, variances, rows, cols):
+    """``(a, b, same, variances_a, variances_b)`` of the pairs ``(x[rows[p]], x[cols[p]])``:
+    the inputs of `Network._compute_pairs`, ``same`` marking ``rows == cols``."""
+    variances_a = [tf.gather(v, rows) for v in variances]
+    variances_b = [tf.gather(v, cols) for v in variances]
+    return tf.gather(x, rows), tf.gather(x, cols), tf.equal(rows, cols), variances_a, variances_b
 
 
 def symmetric_pairs(n: int):

@@ -180,14 +180,36 @@ def window_sum(x: tf.Tensor, groups) -> tf.Tensor:
 
 def _reduce_window_forward(x, groups):
     """`window_sum` of one-axis groups as one XLA reduce-window (padding and strides its own)."""
+    return _reduce_window_sum(
+        x,
+        {
+            axis: (f, stride, 1, (lo, hi), out_len)
+            for (axis,), f, stride, (lo, hi), out_len in groups
+        },
+    )
+
+
+def _reduce_window_sum(x, axes: dict) -> tf.Tensor:
+    """An all-ones XLA reduce-window (a sum) over the given axes, with its static shape.
+
+    ``axes`` maps an axis to ``(window, stride, base_dilation, (pad_lo, pad_hi), out_len)``;
+    the other axes are untouched. XLA's shape inference loses static dimensions of this
+    op, so the known output shape is set back (a dynamic batch axis stays dynamic).
+    """
     rank = x.shape.rank
-    window, strides, padding = [1] * rank, [1] * rank, [(0, 0)] * rank
+    window, strides, base, padding = [1] * rank, [1] * rank, [1] * rank, [(0, 0)] * rank
     shape = x.shape.as_list()
-    for (axis,), f, stride, (lo, hi), out_len in groups:
+    for axis, (f, stride, dilation, pads, out_len) in axes.items():
         a = axis % rank
-        window[a], strides[a], padding[a], shape[a] = f, stride, (lo, hi), out_len
+        window[a], strides[a], base[a], padding[a], shape[a] = f, stride, dilation, pads, out_len
     y = tfxla.reduce_window(
-        x, tf.constant(0, x.dtype), _adder(x.dtype), window, window_strides=strides, padding=padding
+        x,
+        tf.constant(0, x.dtype),
+        _adder(x.dtype),
+        window,
+        window_strides=strides,
+        base_dilations=base,
+        padding=padding,
     )
     y.set_shape(shape)
     return y
@@ -218,7 +240,7 @@ def _reduce_window_adjoint(dy, groups, in_lengths):
     windows the mirrored taps are the same taps.
     """
     rank = dy.shape.rank
-    window, base, padding = [1] * rank, [1] * rank, [(0, 0)] * rank
+    axes = {}
     for ((axis,), f, stride, (lo, _), out_len), length in zip(groups, in_lengths):
         a = axis % rank
         dilated = stride * (out_len - 1) + 1
@@ -229,10 +251,8 @@ def _reduce_window_adjoint(dy, groups, in_lengths):
             dy = dy[tuple(index)]
             dilated = stride * (dy.shape[a] - 1) + 1
             high = length + f - 1 - low - dilated
-        window[a], base[a], padding[a] = f, stride, (low, high)
-    return tfxla.reduce_window(
-        dy, tf.constant(0, dy.dtype), _adder(dy.dtype), window, base_dilations=base, padding=padding
-    )
+        axes[a] = (f, 1, stride, (low, high), length)
+    return _reduce_window_sum(dy, axes)
 
 
 def sum_trailing(x: tf.Tensor, axes: int, scale: float = 1.0) -> tf.Tensor:

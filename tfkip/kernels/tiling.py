@@ -193,7 +193,7 @@ def tiled_symmetric(network, x: tf.Tensor, gets, pairs_per_tile: int, rows_per_t
     with copies of the first pair to whole tiles, computed tile by tile (recomputed in
     the backward pass) and gathered into the symmetric ``(n, n)`` result.
     """
-    from tfkip.kernels.combinators import symmetric_pairs
+    from tfkip.kernels.combinators import gather_pairs, symmetric_pairs
 
     rows, cols, index = symmetric_pairs(x.shape[0])
     tiles = -(-len(rows) // pairs_per_tile)
@@ -209,10 +209,8 @@ def tiled_symmetric(network, x: tf.Tensor, gets, pairs_per_tile: int, rows_per_t
         return tuple(out[g] for g in gets)
 
     def body(t):
-        r, c = tf.gather(rows_t, t), tf.gather(cols_t, t)
-        v = [tf.gather(var, r) for var in variances] + [tf.gather(var, c) for var in variances]
-        same = tf.cast(tf.equal(r, c), x.dtype)
-        return tile(tf.gather(x, r), tf.gather(x, c), same, *v)
+        a, b, same, va, vb = gather_pairs(x, variances, tf.gather(rows_t, t), tf.gather(cols_t, t))
+        return tile(a, b, tf.cast(same, x.dtype), *va, *vb)
 
     spec = tuple(tf.TensorSpec([pairs_per_tile], x.dtype) for _ in gets)
     values = tf.map_fn(body, tf.range(tiles), fn_output_signature=spec, parallel_iterations=1)
