@@ -37,8 +37,14 @@ def window_geometry(length: int, window: int, stride: int, padding: str) -> tupl
     raise ValueError(f"padding must be 'SAME' or 'VALID'. Received: padding={padding!r}")
 
 
-def _padded_slices_sum(x: tf.Tensor, groups) -> tf.Tensor:
-    """The forward of `window_sum` (no gradient of its own)."""
+def _padded_slices_sum(x: tf.Tensor, groups, barrier: bool = False) -> tf.Tensor:
+    """The forward of `window_sum`, differentiable by autodiff unless ``barrier``.
+
+    With ``barrier`` the padded tensor goes through an XLA optimisation barrier (which
+    has no gradient): without it XLA folds the centre tap's slice of the padded tensor
+    back into the unpadded one and computes the producer (the previous nonlinearity, or
+    its adjoint) twice, into both; with it, once (20-25% of a pooled ConvNet's step).
+    """
     rank = x.shape.rank
     paddings = [[0, 0]] * rank
     for axes, _, _, (lo, hi), _ in groups:
@@ -46,6 +52,8 @@ def _padded_slices_sum(x: tf.Tensor, groups) -> tf.Tensor:
             paddings[a % rank] = [lo, hi]
     if any(p != [0, 0] for p in paddings):
         x = tf.pad(x, paddings)
+        if barrier:
+            x = tfxla.optimization_barrier(x)[0]
     total = None
     for offsets in itertools.product(*(range(g[1]) for g in groups)):
         index = [slice(None)] * rank
@@ -173,7 +181,7 @@ def window_sum(x: tf.Tensor, groups) -> tf.Tensor:
 
         if one_axis and not blocks:
             return _reduce_window_forward(x, groups), grad
-        return _padded_slices_sum(x, groups), grad
+        return _padded_slices_sum(x, groups, barrier=True), grad
 
     return fn(x)
 
