@@ -64,6 +64,13 @@ flags.DEFINE_string("workdir", "runs/default", "Output folder (local or gs://); 
 flags.DEFINE_integer(
     "kernel_batch_size", None, "Compute kernels in tiles of this many images (bounded memory)."
 )
+flags.DEFINE_integer(
+    "kernel_memory_mib",
+    None,
+    "MiB one kernel tile may use when --kernel_batch_size is unset (default 512). A budget "
+    "that holds the whole kernels leaves them untiled, which is faster: pooled ConvNets on "
+    "32x32 images take about 0.6x the time per step at about 3.4x the memory.",
+)
 flags.DEFINE_integer("eval_tile", 500, "Test images per replica per evaluation call.")
 
 

@@ -52,6 +52,19 @@ def test_planned_tiles_give_the_untiled_kernel():
     np.testing.assert_allclose(self_planned.numpy(), self_whole.numpy(), rtol=1e-12, atol=1e-14)
 
 
+def test_self_kernel_plan_counts_unordered_pairs():
+    """K(x, x) of an image network computes n (n + 1) / 2 pairs: a budget for those (but
+    not for n^2) leaves it untiled; x against another set of n still gets tiles."""
+    net = architectures.get("convnet", 2)
+    x = _images(6)
+    pair_bytes = 64**2 * 8 * tiling.LIVE_COPIES
+    budget = 21 * pair_bytes  # 6 * 7 / 2 = 21 pairs, < 36
+    assert net.uses_unordered_pairs(x, None)
+    assert tiling.plan_tiles(net, x, None, memory_budget=budget) is None
+    assert tiling.plan_tiles(net, x, _images(6, seed=1), memory_budget=budget) is not None
+    assert tiling.plan_tiles(net, x, None, memory_budget=budget - 1) is not None
+
+
 @pytest.mark.parametrize("budget", [0, -5, 1.5, True])
 def test_bad_memory_budget_is_named(budget):
     net = architectures.get("convnet", 2)

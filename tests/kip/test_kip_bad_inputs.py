@@ -49,6 +49,13 @@ def test_unknown_dataset(tmp_path):
         run_label_solve(DistillConfig(dataset="no_such_dataset", workdir=str(tmp_path)))
 
 
+@pytest.mark.parametrize("name", ["kernel_batch_size", "kernel_memory_mib"])
+def test_bad_kernel_tiling_settings_are_named(name):
+    with pytest.raises(ValueError, match=f"{name} must be a positive integer or None.*{name}=0"):
+        DistillConfig(**{name: 0})
+    assert getattr(DistillConfig(**{name: 64}), name) == 64
+
+
 def test_unknown_architecture():
     with pytest.raises(ValueError, match=r"Unknown architecture.*architecture='resnet'"):
         DistillConfig(architecture="resnet")

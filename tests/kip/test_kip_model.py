@@ -9,7 +9,9 @@ import pytest
 import tensorflow as tf
 from kip_testlib import mnist, natural_model
 
+from tfkip import architectures
 from tfkip.data import target_dataset
+from tfkip.kernels import tiling
 from tfkip.kip import KIPAdam, KIPModel, kip_loss, kip_predict
 
 
@@ -105,3 +107,33 @@ def test_get_config_round_trip(data):
     revived = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
     assert isinstance(revived, KIPModel)
     np.testing.assert_array_equal(revived.support_labels.numpy(), model.support_labels.numpy())
+
+
+def test_kernel_memory_budget_tiles_the_kernels_and_keeps_the_loss():
+    """A one-byte budget computes K_ss and K_ts in tiles of one pair (plan_tiles); the
+    loss and its gradient are those of the untiled kernels, and the budget survives
+    get_config."""
+    rng = np.random.default_rng(3)
+    xs, xt = rng.standard_normal((4, 6, 6, 1)), rng.standard_normal((5, 6, 6, 1))
+    ys, yt = np.eye(2)[[0, 1, 0, 1]] - 0.5, np.eye(2)[[0, 1, 0, 1, 0]] - 0.5
+    network = architectures.get("convnet", 1)
+    results = []
+    for budget in (None, 1):
+        model = KIPModel(network, xs, ys, kernel_memory_budget=budget)
+        assert tiling.plan_tiles(network, tf.constant(xs), None, budget) == (
+            None if budget is None else (1, 1)
+        )
+        with tf.GradientTape() as tape:
+            loss, _ = model.kip_loss(tf.constant(xt), tf.constant(yt))
+        results.append((loss.numpy(), tape.gradient(loss, model.support_images).numpy()))
+        assert KIPModel.from_config(model.get_config()).kernel_memory_budget == budget
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-12)
+    np.testing.assert_allclose(results[1][1], results[0][1], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("budget", [0, 2.5, True])
+def test_bad_kernel_memory_budget_is_named(budget):
+    with pytest.raises(ValueError, match=f"memory_budget={budget!r}"):
+        KIPModel(
+            architectures.get("fc", 1), np.zeros((2, 3)), np.eye(2), kernel_memory_budget=budget
+        )

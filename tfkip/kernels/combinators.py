@@ -172,7 +172,7 @@ class Network:
         inputs (of a static count) only the ``n (n + 1) / 2`` unordered pairs are computed
         (`_symmetric`).
         """
-        if x2 is None and same is None and x1.shape[0] and self.layouts[0] != Layout.FLAT:
+        if same is None and self.uses_unordered_pairs(x1, x2):
             return self._symmetric(x1, gets, variances1)
         if variances1 is None:
             variances1 = self.self_variances(x1)
@@ -182,6 +182,11 @@ class Network:
             same = tf.cast(tf.eye(tf.shape(x1)[0]), tf.bool)
         kernel, layers = self._input_kernel(x1, x1 if x2 is None else x2, "ntk" in gets)
         return self._apply_layers(kernel.replace(same=same), layers, variances1, variances2, gets)
+
+    def uses_unordered_pairs(self, x1, x2) -> bool:
+        """Whether ``K(x1, x2)`` is computed from the ``n (n + 1) / 2`` unordered pairs of
+        ``x1`` (`_symmetric`): ``x2`` None, image inputs of a static count."""
+        return x2 is None and bool(x1.shape[0]) and self.layouts[0] != Layout.FLAT
 
     def _compute_pairs(self, a, b, gets, same, variances_a, variances_b):
         """Kernels ``{get: (P,)}`` of the pairs ``(a[p], b[p])`` (both ``(P, ...)``).

@@ -58,26 +58,37 @@ def pair_entries(network, per_example_shape) -> int:
     return largest
 
 
+def check_memory_budget(memory_budget):
+    """``memory_budget`` (None or a positive int of bytes), or a ValueError naming it."""
+    if memory_budget is None:
+        return None
+    if isinstance(memory_budget, bool) or not isinstance(memory_budget, int) or memory_budget < 1:
+        raise ValueError(
+            "memory_budget must be a positive number of bytes. "
+            f"Received: memory_budget={memory_budget!r}"
+        )
+    return memory_budget
+
+
 def plan_tiles(network, x1, x2, memory_budget: int | None = None) -> tuple[int, int] | None:
     """Tile sizes ``(b1, b2)`` keeping one tile under the memory budget; None if untiled.
 
-    One pair costs ``pair_entries * itemsize * LIVE_COPIES`` bytes. If all ``n1 n2`` pairs
+    One pair costs ``pair_entries * itemsize * LIVE_COPIES`` bytes. If all pairs (``n1 n2``,
+    or the ``n (n + 1) / 2`` unordered ones that ``K(x, x)`` of an image network computes)
     fit in ``memory_budget`` (default `DEFAULT_MEMORY_BUDGET`) the kernel is computed in
     one piece. Otherwise a tile holds ``P = budget // pair_bytes`` pairs (at least 1):
     whole columns of ``x2`` first (``b2 = min(n2, P)``, ``b1 = P // b2``), square tiles of
     ``floor(sqrt(P))`` when ``x2`` is None (the diagonal tiles must pair identical rows).
     """
-    budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise ValueError(
-            f"memory_budget must be a positive number of bytes. Received: memory_budget={budget!r}"
-        )
+    budget = check_memory_budget(memory_budget)
+    budget = DEFAULT_MEMORY_BUDGET if budget is None else budget
     n1 = x1.shape[0]
     n2 = n1 if x2 is None else x2.shape[0]
     if n1 is None or n2 is None or n1 == 0 or n2 == 0:
         return None
     pair_bytes = pair_entries(network, x1.shape[1:]) * x1.dtype.size * LIVE_COPIES
-    if n1 * n2 * pair_bytes <= budget:
+    pairs_needed = n1 * (n1 + 1) // 2 if network.uses_unordered_pairs(x1, x2) else n1 * n2
+    if pairs_needed * pair_bytes <= budget:
         return None
     pairs = max(1, budget // pair_bytes)
     if x2 is None:

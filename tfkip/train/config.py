@@ -23,6 +23,7 @@ RESUMABLE_FIELDS = frozenset(
         "data_dir",
         "eval_tile",
         "kernel_batch_size",
+        "kernel_memory_mib",
     }
 )
 
@@ -53,7 +54,9 @@ class DistillConfig:
       strategy, tpu, num_cpu_devices: see `tfkip.train.get_strategy`.
       steps_per_loop: KIP steps per host call (one progress line each).
       checkpoint_every: steps between checkpoints.
-      kernel_batch_size: kernel tile size (None: untiled).
+      kernel_batch_size: kernel tile size (None: planned from the memory budget).
+      kernel_memory_mib: MiB one kernel tile may use when ``kernel_batch_size`` is None
+        (None: 512); enough for the whole kernels leaves them untiled and faster.
       eval_tile: test images per replica per evaluation call.
     """
 
@@ -87,6 +90,7 @@ class DistillConfig:
     steps_per_loop: int = 50
     checkpoint_every: int = 100
     kernel_batch_size: int | None = None
+    kernel_memory_mib: int | None = None
     eval_tile: int = 500
 
     def __post_init__(self):
@@ -103,6 +107,14 @@ class DistillConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        for name in ("kernel_batch_size", "kernel_memory_mib"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(
+                    f"{name} must be a positive integer or None. Received: {name}={value!r}"
+                )
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
             raise ValueError(f"steps must be an integer >= 0. Received: steps={self.steps!r}")
         if self.dtype not in ("float32", "float64"):
