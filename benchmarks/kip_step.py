@@ -89,7 +89,7 @@ BUDGET = {
 }
 
 
-def time_case(name, loop, repeats, kernel_batch_size=None):
+def time_case(name, loop, repeats, kernel_batch_size=None, kernel_memory_mib=None):
     """Runs one case's tfkip side in this process; returns the JSON-able result."""
     import keras
     import numpy as np
@@ -107,7 +107,15 @@ def time_case(name, loop, repeats, kernel_batch_size=None):
     y = (np.eye(10)[labels] - 0.1).astype(dtype)
     idx = np.concatenate([np.flatnonzero(labels == c)[: support // 10] for c in range(10)])
     network = architectures.get(arch, depth)
-    model = KIPModel(network, x[idx], y[idx], kernel_batch_size=kernel_batch_size, dtype=dtype)
+    budget = None if kernel_memory_mib is None else kernel_memory_mib * 2**20
+    model = KIPModel(
+        network,
+        x[idx],
+        y[idx],
+        kernel_batch_size=kernel_batch_size,
+        kernel_memory_budget=budget,
+        dtype=dtype,
+    )
     model.compile(optimizer=keras.optimizers.Adam(0.04))
     model.optimizer.build(model.trainable_variables)
     trainer = KIPTrainer(model, model.distribute_strategy, x, y, labels, target, seed=0)
@@ -129,6 +137,7 @@ def time_case(name, loop, repeats, kernel_batch_size=None):
         loop=loop,
         repeats=repeats,
         kernel_batch_size=kernel_batch_size,
+        kernel_memory_mib=kernel_memory_mib,
         import_rss_mb=import_rss,
         self_peak_rss_mb=_baseline.vmhwm_mb(),
     )
@@ -170,17 +179,29 @@ def main():
         help="tfkip: pass KIPModel(kernel_batch_size=N) (kernel tiles of N images) instead\n"
         "of the default settings; the NT side is unchanged (it has no tiles)",
     )
+    parser.add_argument(
+        "--kernel-memory-mib",
+        type=int,
+        help="tfkip: pass KIPModel(kernel_memory_budget=N MiB) (default 512): a budget that\n"
+        "holds the whole kernels leaves them untiled (faster, more memory)",
+    )
     parser.add_argument("--child", choices=sorted(CASES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(
             json.dumps(
-                time_case(args.child, args.loop or 1, args.repeats or 1, args.kernel_batch_size)
+                time_case(
+                    args.child,
+                    args.loop or 1,
+                    args.repeats or 1,
+                    args.kernel_batch_size,
+                    args.kernel_memory_mib,
+                )
             ),
             flush=True,
         )
         return
-    for flag in ("loop", "repeats", "nt_steps", "rounds", "kernel_batch_size"):
+    for flag in ("loop", "repeats", "nt_steps", "rounds", "kernel_batch_size", "kernel_memory_mib"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1")
@@ -212,6 +233,8 @@ def main():
         cmd += ["--loop", str(loop), "--repeats", str(repeats)]
         if args.kernel_batch_size:
             cmd += ["--kernel-batch-size", str(args.kernel_batch_size)]
+        if args.kernel_memory_mib:
+            cmd += ["--kernel-memory-mib", str(args.kernel_memory_mib)]
         return _baseline.run_measured(
             cmd,
             env=_baseline.tfkip_env(),
@@ -288,6 +311,9 @@ def print_table(rows, nt_shown, when):
         tiles = {r.get("kernel_batch_size") for r in t["results"]} - {None}
         if tiles:
             description += ", tfkip kernel_batch_size=" + "/".join(map(str, sorted(tiles)))
+        budgets = {r.get("kernel_memory_mib") for r in t["results"]} - {None}
+        if budgets:
+            description += ", tfkip kernel memory " + "/".join(map(str, sorted(budgets))) + " MiB"
         if nt_shown:
             print(
                 f"| {description} | {_baseline.fmt_seconds(t)} | {_baseline.fmt_rss(t)} "
