@@ -43,13 +43,23 @@ def test_planned_tiles_give_the_untiled_kernel():
     net = architectures.get("convnet", 2)
     x1, x2 = _images(5, seed=1), _images(4, seed=2)
     budget = 3 * 64**2 * 8 * tiling.LIVE_COPIES
-    assert tiling.plan_tiles(net, x1, x2, memory_budget=budget) == (1, 3)
+    # 3 pairs fit, but 4 columns need two tiles either way: two of 2, not 3 + 1 padded.
+    assert tiling.plan_tiles(net, x1, x2, memory_budget=budget) == (1, 2)
     whole = net.kernel_fn(x1, x2, "ntk", batch_size=(5, 4))
     planned = net.kernel_fn(x1, x2, "ntk", memory_budget=budget)
     np.testing.assert_allclose(planned.numpy(), whole.numpy(), rtol=1e-12, atol=1e-14)
     self_whole = net.kernel_fn(x1, None, "ntk", batch_size=5)
     self_planned = net.kernel_fn(x1, None, "ntk", memory_budget=budget)
     np.testing.assert_allclose(self_planned.numpy(), self_whole.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_tiles_are_balanced_to_compute_no_padding():
+    """10 rows of x1 in tiles of at most 8 are two tiles of 5 (not 8 + 2 padded to 8)."""
+    net = architectures.get("convnet", 2)
+    x1, x2 = _images(10), _images(10, seed=1)
+    pair_bytes = 64**2 * 8 * tiling.LIVE_COPIES
+    assert tiling.plan_tiles(net, x1, x2, memory_budget=80 * pair_bytes) == (5, 10)
+    assert tiling.plan_tiles(net, x1, x2, memory_budget=7 * pair_bytes) == (1, 5)
 
 
 def test_self_kernel_plan_counts_unordered_pairs():

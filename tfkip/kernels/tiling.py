@@ -77,8 +77,10 @@ def plan_tiles(network, x1, x2, memory_budget: int | None = None) -> tuple[int, 
     or the ``n (n + 1) / 2`` unordered ones that ``K(x, x)`` of an image network computes)
     fit in ``memory_budget`` (default `DEFAULT_MEMORY_BUDGET`) the kernel is computed in
     one piece. Otherwise a tile holds ``P = budget // pair_bytes`` pairs (at least 1):
-    whole columns of ``x2`` first (``b2 = min(n2, P)``, ``b1 = P // b2``), square tiles of
-    ``floor(sqrt(P))`` when ``x2`` is None (the diagonal tiles must pair identical rows).
+    whole columns of ``x2`` first (``b2 = min(n2, P)``, ``b1 = P // b2``), each shrunk to the
+    smallest size that needs as many tiles (`_balanced`: no padding rows computed for
+    nothing); square tiles of ``floor(sqrt(P))`` when ``x2`` is None (the diagonal tiles must
+    pair identical rows).
     """
     budget = check_memory_budget(memory_budget)
     budget = DEFAULT_MEMORY_BUDGET if budget is None else budget
@@ -94,8 +96,14 @@ def plan_tiles(network, x1, x2, memory_budget: int | None = None) -> tuple[int, 
     if x2 is None:
         b = max(1, min(n1, math.isqrt(pairs)))
         return b, b
-    b2 = min(n2, pairs)
-    return max(1, min(n1, pairs // b2)), b2
+    b2 = _balanced(n2, min(n2, pairs))
+    return _balanced(n1, max(1, min(n1, pairs // b2))), b2
+
+
+def _balanced(n: int, size: int) -> int:
+    """The smallest tile size that covers ``n`` rows in as few tiles as ``size`` does: tiles
+    of 8 over 10 rows pad them to 16, tiles of 5 compute no padding."""
+    return -(-n // -(-n // size))
 
 
 def _check_batch_size(batch_size) -> tuple[int, int]:
@@ -207,6 +215,7 @@ def tiled_symmetric(network, x: tf.Tensor, gets, pairs_per_tile: int, rows_per_t
     from tfkip.kernels.combinators import gather_pairs, symmetric_pairs
 
     rows, cols, index = symmetric_pairs(x.shape[0])
+    pairs_per_tile = _balanced(len(rows), pairs_per_tile)
     tiles = -(-len(rows) // pairs_per_tile)
     pad = tiles * pairs_per_tile - len(rows)
     rows_t = np.concatenate([rows, np.zeros(pad, np.int32)]).reshape(tiles, pairs_per_tile)
