@@ -337,10 +337,11 @@ def test_tiled_gradients_equal_untiled(name, x2_none):
 
 
 @pytest.mark.parametrize("x2_none, batch_size", [(False, None), (True, None), (True, 2)])
-@pytest.mark.parametrize("name", ["avgpool"])
+@pytest.mark.parametrize("name", ["avgpool", "preset_convnet"])
 def test_gradients_under_jit_equal_eager(name, x2_none, batch_size):
     """Compiled gradients (the KIP step's path), also of K(x, x) from its unordered
-    pairs, untiled and tiled over pair chunks."""
+    pairs, untiled and tiled over pair chunks. The preset ConvNet's second Conv is a
+    FULL window sum, whose padded input passes an XLA optimisation barrier."""
     net, x1, x2 = _net_and_inputs(name)
 
     @tf.function(jit_compile=True)
