@@ -100,6 +100,17 @@ def test_bad_search_input_is_refused(run_dir, tmp_path):
     prepared = data.prepare("mnist_5k", dtype=np.float32)
     with pytest.raises(ValueError, match=r"smaller than the train split.*4000 images.*=4000"):
         validation_split(prepared, 4000)
+    # mnist_5k's train split is sorted by label: its last 300 images are all 9s. The split
+    # takes the last 30 of every class instead.
+    assert set(prepared.labels_train[-300:]) == {9}
     x_val, labels_val = validation_split(prepared, 300)
-    np.testing.assert_array_equal(x_val, prepared.x_train[-300:])  # the train split's end
-    np.testing.assert_array_equal(labels_val, prepared.labels_train[-300:])
+    assert np.bincount(labels_val, minlength=10).tolist() == [30] * 10
+    index = np.concatenate([np.flatnonzero(prepared.labels_train == c)[-30:] for c in range(10)])
+    np.testing.assert_array_equal(x_val, prepared.x_train[np.sort(index)])
+    # Unequal classes: shares 2.5, 1.5, 1 rounded by largest remainder (ties in class
+    # order) to 3, 1, 1, adding up to the size asked for; each class's last images.
+    labels = np.array([0] * 5 + [1] * 3 + [2] * 2)
+    uneven = dataclasses.replace(prepared, x_train=np.arange(10.0), labels_train=labels)
+    x_val, labels_val = validation_split(uneven, 5)
+    assert x_val.tolist() == [2.0, 3.0, 4.0, 7.0, 9.0]
+    assert labels_val.tolist() == [0, 0, 0, 1, 2]

@@ -2,8 +2,9 @@
 
 For every setting of the grid ``lr_factors x l2s x centers x parameterizations`` the
 finite network of ``config.base`` is trained on the distilled set and scored on a
-**validation split held out from the train split** (its last ``validation_size``
-images, as ``kip/nn_training`` holds out the last 5,000; spec §4); the test split is
+**validation split held out from the train split** (``validation_size`` images, the
+last ones of each class in proportion: `validation_split`; ``kip/nn_training`` holds out
+the last 5,000 of TFDS's shuffled split; spec §4); the test split is
 never looked at during the search. The setting with the best validation accuracy (ties:
 lower validation loss, then grid order) is then trained once more and tested on the test
 split, and saved to ``workdir/best/`` (``metrics.json``, ``model.keras``).
@@ -139,15 +140,33 @@ def setting_key(setting: dict[str, Any]) -> str:
 
 
 def validation_split(prepared, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(x_val, labels_val)``: the last ``size`` images of the *train* split."""
-    n = int(prepared.x_train.shape[0])
+    """``(x_val, labels_val)``: ``size`` images of the *train* split, stratified by class.
+
+    Each class gives its last images (in split order), as many as its share of the split:
+    ``size * n_c / n``, rounded by largest remainder so that they add up to ``size``. The
+    reference holds out the last 5,000 images of TFDS's (shuffled) train split, which is
+    stratified in expectation; taking each class's tail keeps that on splits stored sorted
+    by label, such as the bundled mnist_5k, whose last 500 images are all 8s and 9s.
+    """
+    labels = np.asarray(prepared.labels_train)
+    n = int(labels.shape[0])
     if size >= n:
         raise ValueError(
             f"The validation split ({size} images) must be smaller than the train split it "
             f"is held out from ({n} images of {prepared.name!r}); lower --validation_size. "
             f"Received: validation_size={size}"
         )
-    return prepared.x_train[n - size :], prepared.labels_train[n - size :]
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = size * counts / n
+    take = np.floor(quota).astype(int)
+    for i in np.argsort(-(quota - take), kind="stable")[: size - int(take.sum())]:
+        take[i] += 1
+    index = np.sort(
+        np.concatenate(
+            [np.flatnonzero(labels == c)[counts[i] - take[i] :] for i, c in enumerate(classes)]
+        )
+    )
+    return prepared.x_train[index], labels[index]
 
 
 # One worker's data (loaded once per process) and the per-setting job.
