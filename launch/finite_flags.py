@@ -103,7 +103,10 @@ flags.DEFINE_list("l2_grid", ["0", "1e-4", "1e-3"], "--search: L2 strengths.")
 flags.DEFINE_list("center_grid", ["true", "false"], "--search: centring on/off.")
 flags.DEFINE_list("parameterization_grid", ["ntk", "standard"], "--search: parameterizations.")
 flags.DEFINE_integer(
-    "validation_size", 500, "--search: validation images, the last of the train split."
+    "validation_size",
+    500,
+    "--search: validation images held out from the train split (the last images of "
+    "each class, in proportion to its size).",
 )
 flags.DEFINE_integer(
     "parallel",

@@ -12,6 +12,7 @@ import pytest
 from tfkip import data
 from tfkip.finite import TrainConfig
 from tfkip.finite import search as search_lib
+from tfkip.finite import search as search_module
 from tfkip.finite.search import SearchConfig, read_rows, search, validation_split
 
 
@@ -86,6 +87,14 @@ def test_search_selects_on_validation_writes_rows_and_hparams_and_resumes(
     longer = TrainConfig(distilled=run_dir, width=64, steps=41, verbose=0)
     with pytest.raises(ValueError, match=r"different base settings.*changed=\['steps'\]"):
         search(dataclasses.replace(_config(run_dir, workdir), base=longer))
+    # A search validated on another split (an older tfkip's: the train split's last
+    # images) is not resumed with this one.
+    manifest_path = workdir / search_module.MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["validation_split"]
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"changed=\['validation_split'\]"):
+        search(_config(run_dir, workdir))
 
 
 def test_bad_search_input_is_refused(run_dir, tmp_path):

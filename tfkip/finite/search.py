@@ -77,8 +77,8 @@ class SearchConfig:
       l2s: L2 strengths (effective-weight penalty, `tfkip.finite.L2Regularized`).
       centers: whether to train the centred network.
       parameterizations: 'ntk' and/or 'standard'.
-      validation_size: images held out from the end of the train split (> 0, fewer than
-        the train split has).
+      validation_size: images held out from the train split, the last of each class in
+        proportion (`validation_split`; > 0, fewer than the train split has).
       parallel: worker processes (1: in this process, with the given strategy).
     """
 
@@ -137,6 +137,11 @@ def setting_key(setting: dict[str, Any]) -> str:
         f"lr{setting['max_lr_factor']:g}_l2{setting['l2']:g}_{centred}_"
         f"{setting['parameterization']}"
     )
+
+
+VALIDATION_SPLIT = "stratified-tail"
+"""How `validation_split` chooses (recorded with a search: one validated with the old split,
+the train split's last images, is not resumed with this one)."""
 
 
 def validation_split(prepared, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -375,6 +380,7 @@ def _check_manifest(config: SearchConfig, base: TrainConfig) -> None:
     manifest = {
         "base": {k: v for k, v in base.to_dict().items() if k not in _NOT_TRAINING},
         "validation_size": config.validation_size,
+        "validation_split": VALIDATION_SPLIT,
     }
     manifest = json.loads(json.dumps(manifest))
     if tf.io.gfile.exists(path):
@@ -386,8 +392,9 @@ def _check_manifest(config: SearchConfig, base: TrainConfig) -> None:
                 for k in set(before["base"]) | set(manifest["base"])
                 if before["base"].get(k) != manifest["base"].get(k)
             )
-            if before["validation_size"] != manifest["validation_size"]:
-                changed.append("validation_size")
+            changed += [
+                k for k in ("validation_size", "validation_split") if before.get(k) != manifest[k]
+            ]
             raise ValueError(
                 f"{config.workdir!r} holds a search with different base settings; use a new "
                 f"workdir (or the same settings to resume). Received: changed={changed}"
