@@ -98,7 +98,18 @@ _flag("enum", "strategy", "default", "tf.distribute strategy (see distill.py).",
 _flag("string", "tpu", None, "TPU name or address for --strategy=tpu.")
 _flag("integer", "num_cpu_devices", None, "Split the CPU into this many logical devices.")
 _flag("integer", "eval_tile", None, "Test images per replica per call; default the run's.")
-_flag("integer", "kernel_batch_size", None, "Kernel tile size; default the run's (untiled).")
+_flag(
+    "integer",
+    "kernel_batch_size",
+    None,
+    "Kernel tile size; default the run's (tiles planned from the memory budget).",
+)
+_flag(
+    "integer",
+    "kernel_memory_mib",
+    None,
+    "MiB one kernel tile may use when tiles are planned; default the run's, else 512.",
+)
 _flag("integer", "max_test_examples", None, "Use only the first N test images (a quick look).")
 _flag(
     "bool",

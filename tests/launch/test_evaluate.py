@@ -189,6 +189,7 @@ def test_new_layout_name_picks_the_paper_2_convnet_kernel(digits8, tmp_path):
         dataset=f"npz:{path}",
         released_root=str(tmp_path),
         jit_compile=False,
+        kernel_memory_mib=1,  # tiles of two 8x8 pairs; the oracle below is untiled
     )
     tf.config.run_functions_eagerly(True)  # tracing the pooled kernel graph costs ~10x more
     try:
@@ -252,9 +253,14 @@ def test_zca_names_fit_zca_like_nn_training(digits8, tmp_path):
             r"old-layout released names carry none\); pass --architecture",
         ),
         ("kip/mnist/ConvNet_ssize10_nozca_nol_noaug_ckpt9", {}, r"File not found.*ckpt9.npz"),
+        (None, {"kernel_memory_mib": 0}, r"kernel_memory_mib must be a positive.*=0"),
     ],
 )
 def test_bad_input_names_the_value_and_the_fix(bucket, source, extra, match):
+    if source is None:
+        with pytest.raises(ValueError, match=match):
+            EvaluateConfig("run", **extra)
+        return
     config = {"dataset": "mnist_5k", "released_root": str(bucket), **extra}
     with pytest.raises((ValueError, FileNotFoundError), match=match):
         evaluate_distilled(EvaluateConfig(f"released:{source}", **config))

@@ -73,7 +73,8 @@ class EvaluateConfig:
       strategy, tpu, num_cpu_devices: see `tfkip.train.get_strategy`.
       eval_tile: test images per replica per call; default the run's, else 500.
       kernel_batch_size: kernel tile size (bounded memory for pooled kernels); default
-        the run's, else untiled.
+        the run's, else planned from the memory budget.
+      kernel_memory_mib: MiB one planned kernel tile may use; default the run's, else 512.
       max_test_examples: evaluate on the first N test images only (None: all).
       jit_compile: compile the evaluation with XLA (faster on big test splits; compiling
         a pooled ConvNet kernel takes tens of seconds on CPU); default as the run did,
@@ -105,6 +106,7 @@ class EvaluateConfig:
     num_cpu_devices: int | None = None
     eval_tile: int | None = None
     kernel_batch_size: int | None = None
+    kernel_memory_mib: int | None = None
     max_test_examples: int | None = None
     jit_compile: bool | None = None
 
@@ -124,7 +126,7 @@ class EvaluateConfig:
                 raise ValueError(
                     f"{name} must be one of {allowed}. Received: {name}={getattr(self, name)!r}"
                 )
-        for name in ("eval_tile", "kernel_batch_size", "max_test_examples"):
+        for name in ("eval_tile", "kernel_batch_size", "kernel_memory_mib", "max_test_examples"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or int(value) < 1):
                 raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
@@ -312,7 +314,8 @@ def _network_config(source: _Source, config: EvaluateConfig, dataset: str):
     from tfkip.train.config import DistillConfig
 
     values = dict(source.settings)
-    for name in (*NETWORK_FIELDS, "kernel", "reg", "dtype", "eval_tile", "kernel_batch_size"):
+    overridable = ("kernel", "reg", "dtype", "eval_tile", "kernel_batch_size", "kernel_memory_mib")
+    for name in (*NETWORK_FIELDS, *overridable):
         if getattr(config, name) is not None:
             values[name] = getattr(config, name)
     if "architecture" not in values:
@@ -412,6 +415,9 @@ def evaluate_distilled(config: EvaluateConfig) -> dict[str, Any]:
             kernel=settings.kernel,
             reg=settings.reg,
             kernel_batch_size=settings.kernel_batch_size,
+            kernel_memory_budget=(
+                None if settings.kernel_memory_mib is None else settings.kernel_memory_mib * 2**20
+            ),
             dtype=settings.dtype,
         )
     trainer = _trainer(model, strategy, raw.num_classes, raw.image_shape, jit)
