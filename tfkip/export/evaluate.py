@@ -415,9 +415,7 @@ def evaluate_distilled(config: EvaluateConfig) -> dict[str, Any]:
             kernel=settings.kernel,
             reg=settings.reg,
             kernel_batch_size=settings.kernel_batch_size,
-            kernel_memory_budget=(
-                None if settings.kernel_memory_mib is None else settings.kernel_memory_mib * 2**20
-            ),
+            kernel_memory_budget=settings.kernel_memory_budget,
             dtype=settings.dtype,
         )
     trainer = _trainer(model, strategy, raw.num_classes, raw.image_shape, jit)

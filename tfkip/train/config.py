@@ -145,6 +145,11 @@ class DistillConfig:
         if not (isinstance(self.reg, (int, float)) and self.reg >= 0):
             raise ValueError(f"reg must be >= 0. Received: reg={self.reg!r}")
 
+    @property
+    def kernel_memory_budget(self) -> int | None:
+        """``kernel_memory_mib`` in bytes (`KIPModel`'s ``kernel_memory_budget``)."""
+        return None if self.kernel_memory_mib is None else self.kernel_memory_mib * 2**20
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

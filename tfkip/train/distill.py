@@ -102,9 +102,7 @@ class _Run:
                 reg=config.reg,
                 augmenter=augmenter,
                 kernel_batch_size=config.kernel_batch_size,
-                kernel_memory_budget=(
-                    None if config.kernel_memory_mib is None else config.kernel_memory_mib * 2**20
-                ),
+                kernel_memory_budget=config.kernel_memory_budget,
                 dtype=config.dtype,
             )
             # The reference's Adam (epsilon on the bias-corrected sqrt(v), as in JAX).
