@@ -42,7 +42,7 @@ class KIPModel(keras.Model):
         None (`tiling.plan_tiles`; None: `tiling.DEFAULT_MEMORY_BUDGET`, 512 MiB). A
         budget that holds the whole ``K_ss`` and ``K_ts`` leaves them untiled, which skips
         the recomputation of the tiles' forward pass: a 32x32x3 ConvNet step with
-        support 10 and target 10 takes about 0.6x the time at about 3.4x the memory.
+        support 10 and target 10 takes about 0.7x the time at about 3.5x the memory.
 
     >>> import keras, numpy as np
     >>> from tfkip import architectures

@@ -103,18 +103,16 @@ class DistillConfig:
             "eval_tile",
             "width",
         )
-        for name in positive:
+        optional = ("kernel_batch_size", "kernel_memory_mib")  # None: planned tiles
+        for name in (*positive, *optional):
             value = getattr(self, name)
+            if value is None and name in optional:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
-        for name in ("kernel_batch_size", "kernel_memory_mib"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise ValueError(
-                    f"{name} must be a positive integer or None. Received: {name}={value!r}"
+                expected = (
+                    "a positive integer or None" if name in optional else "a positive integer"
                 )
+                raise ValueError(f"{name} must be {expected}. Received: {name}={value!r}")
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
             raise ValueError(f"steps must be an integer >= 0. Received: steps={self.steps!r}")
         if self.dtype not in ("float32", "float64"):
