@@ -31,13 +31,18 @@ import tensorflow as tf
 from tfkip.kernels.kernel import Layout
 from tfkip.kernels.pooling import Flatten
 
-DEFAULT_MEMORY_BUDGET = 512 * 2**20
-"""Bytes that one tile's covariance tensors may take (forward and backward), 512 MiB."""
+DEFAULT_MEMORY_BUDGET = 2**30
+"""Bytes that one tile's covariance tensors may take (forward and backward), 1 GiB."""
 
-LIVE_COPIES = 12
+LIVE_COPIES = 20
 """Full-size tensors per input pair alive at the peak of a backward pass (nngp and ntk of
-the widest layer, their cotangents and the intermediates of a nonlinearity): the factor
-from one pair's largest covariance to its working memory, measured on the presets."""
+the widest layer and of its neighbours, their cotangents, padded copies for the window
+sums and a nonlinearity's intermediates): the factor from one pair's largest covariance to
+its working memory. Measured from XLA's buffer assignment of a whole KIP step (its
+``preallocated-temp``, float32, support 10, target 10): preset ConvNet 32x32x3 in tiles
+of 10 pairs, 802 MiB (20.0 copies per pair); 16x16x3 untiled (100 pairs for ``K_ts``),
+533 MiB (20.8). The process also holds TensorFlow itself (about 0.6 GB) and XLA's
+compilation (0.7-1.5 GB for these programs), which no budget bounds."""
 
 
 def pair_entries(network, per_example_shape) -> int:
