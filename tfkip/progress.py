@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from absl import logging
 
-__all__ = ["Progress", "format_duration"]
+__all__ = ["Progress", "format_duration", "format_rate"]
 
 
 def format_duration(seconds: float) -> str:
@@ -37,6 +37,21 @@ def format_duration(seconds: float) -> str:
         return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+def format_rate(amount: float, seconds: float, unit: str) -> str:
+    """``"12.3 steps/s"`` or ``"2020 steps/s"`` at a unit a second or more, else ``"45.2 s/step"``.
+
+    ``unit`` is plural (``"steps"``, ``"test images"``); the per-unit form drops its final
+    "s". Slow work (a ConvNet KIP step of a minute) reads as seconds per unit instead of
+    ``"0.0 steps/s"``.
+    """
+    if amount <= 0 or seconds <= 0:
+        return f"0 {unit}/s"
+    rate = amount / seconds
+    if rate >= 1:
+        return f"{rate:.0f} {unit}/s" if rate >= 100 else f"{rate:.3g} {unit}/s"
+    return f"{seconds / amount:.3g} s/{unit[:-1] if unit.endswith('s') else unit}"
 
 
 class Progress:
@@ -121,7 +136,7 @@ class Progress:
         elif left is not None:
             text += f", ~{format_duration(left)} left"
         if elapsed > 0 and self.done > self.start:
-            text += f" ({(self.done - self.start) / elapsed:.3g} {self.unit}/s)"
+            text += f" ({format_rate(self.done - self.start, elapsed, self.unit)})"
         return text
 
     def update(self, done: int, *, force: bool = False) -> str | None:

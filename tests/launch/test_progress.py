@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tfkip.progress import Progress, format_duration
+from tfkip.progress import Progress, format_duration, format_rate
 
 
 class FakeClock:
@@ -98,3 +98,25 @@ def test_bad_arguments_name_the_value(kwargs, match):
 )
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    "amount, seconds, unit, text",
+    [
+        (100, 30.0, "steps", "3.33 steps/s"),
+        (5, 5.0, "steps", "1 steps/s"),
+        (20200, 10.0, "target images", "2020 target images/s"),
+        (5, 226.0, "steps", "45.2 s/step"),
+        (50, 226.0, "target images", "4.52 s/target image"),
+        (0, 3.0, "steps", "0 steps/s"),
+    ],
+)
+def test_format_rate_turns_slow_work_into_seconds_per_unit(amount, seconds, unit, text):
+    assert format_rate(amount, seconds, unit) == text
+
+
+def test_slow_progress_reads_as_seconds_per_step():
+    progress, clock, lines = _progress(total=20, min_interval=0.0, unit="steps")
+    clock.now += 450.0
+    line = progress.update(10)
+    assert "(45 s/step)" in line and "0.0" not in line

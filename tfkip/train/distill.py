@@ -32,7 +32,7 @@ from tfkip.export.grid import class_names_for, image_grid
 from tfkip.kip.krr import check_finite
 from tfkip.kip.model import KIPModel
 from tfkip.kip.optimizer import KIPAdam
-from tfkip.progress import Progress, format_duration
+from tfkip.progress import Progress, format_duration, format_rate
 from tfkip.train.config import DistillConfig
 from tfkip.train.loop import KIPTrainer
 from tfkip.train.preemption import Preempted, TerminationWatcher
@@ -152,18 +152,17 @@ class _Run:
     ) -> None:
         """One progress line (with time left) and the train summaries of a host loop."""
         rate = num / seconds
-        images = rate * self.config.target_batch_size
+        images = num * self.config.target_batch_size
         progress.update(step)
         left = progress.seconds_left()
         logging.info(
-            "step %d/%d: loss %.5f, accuracy %.4f, %.1f steps/s, %.0f target images/s, "
-            "%s elapsed, %s left",
+            "step %d/%d: loss %.5f, accuracy %.4f, %s, %s, %s elapsed, %s left",
             step,
             self.config.steps,
             loss,
             acc,
-            rate,
-            images,
+            format_rate(num, seconds, "steps"),
+            format_rate(images, seconds, "target images"),
             format_duration(progress.elapsed),
             "?" if left is None else ("~" + format_duration(left) if left else "nothing"),
         )
