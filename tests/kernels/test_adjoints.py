@@ -100,9 +100,10 @@ def _relu_inputs(with_same, seed=3):
     return c, ntk, v1, v2, same, cot
 
 
+@pytest.mark.parametrize("recompute", [False, True])
 @pytest.mark.parametrize("with_ntk", [True, False])
 @pytest.mark.parametrize("with_same", [False, True])
-def test_relu_adjoint_equals_autodiff(with_same, with_ntk):
+def test_relu_adjoint_equals_autodiff(with_same, with_ntk, recompute):
     c, ntk, v1, v2, same, cot = _relu_inputs(with_same)
     k = 2 if with_ntk else 1
     values = tf.stack([c, ntk])[:k]
@@ -113,7 +114,9 @@ def test_relu_adjoint_equals_autodiff(with_same, with_ntk):
         np.testing.assert_allclose(forward[0].numpy()[mask], 0.5 * c.numpy()[mask], rtol=1e-15)
     else:
         np.testing.assert_allclose(forward.numpy(), plain.numpy(), rtol=1e-13, atol=1e-13)
-    analytic = _vjp(lambda *t: nonlinear.relu_map(*t, same), [values, v1, v2], cot[:k])
+    analytic = _vjp(
+        lambda *t: nonlinear.relu_map(*t, same, recompute=recompute), [values, v1, v2], cot[:k]
+    )
     if with_same:  # autodiff of the plain forward is infinite there: finite is the check
         for got in analytic:
             assert np.all(np.isfinite(got.numpy()))

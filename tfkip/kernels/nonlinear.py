@@ -21,6 +21,7 @@ import math
 from typing import Any
 
 import tensorflow as tf
+from tensorflow.compiler.tf2xla.python import xla as tfxla
 
 from tfkip.kernels import spatial
 from tfkip.kernels.base import Layer, check_std
@@ -35,11 +36,12 @@ class _Pointwise(Layer):
     def output_shape(self, shape: Shape) -> Shape:
         return shape
 
-    def _map(self, values, v1, v2, same):
+    def _map(self, values, v1, v2, same, full=False):
         """New ``(k, ...)`` values from stacked ``values = [c(, Theta)]`` and variances.
 
         ``v1``, ``v2`` broadcast against ``c = values[0]``; ``same`` is None or a bool
-        tensor broadcastable to c marking identical inputs.
+        tensor broadcastable to c marking identical inputs; ``full`` says the values are
+        position-by-position (FULL layout), where a layer's tensors are largest.
         """
         raise NotImplementedError
 
@@ -61,7 +63,8 @@ class _Pointwise(Layer):
             if same is not None:
                 eye = spatial.positions_eye(kernel.shape.spatial)
                 same = tf.logical_and(same[:, :, None, None, None, None], eye[None, None])
-        return kernel.replace(values=self._map(kernel.values, v1, v2, same), variances=None)
+        full = kernel.layout == Layout.FULL
+        return kernel.replace(values=self._map(kernel.values, v1, v2, same, full), variances=None)
 
     def _apply_self(self, kernel: Kernel) -> tf.Tensor:
         cov = kernel.nngp
@@ -69,14 +72,14 @@ class _Pointwise(Layer):
             return self._self(cov)  # every entry pairs a position with itself
         d = spatial.full_to_diag(cov)
         eye = spatial.positions_eye(kernel.shape.spatial)[None]
-        return self._map(cov[None], d[:, :, :, None, None], d[:, None, None, :, :], eye)[0]
+        return self._map(cov[None], d[:, :, :, None, None], d[:, None, None, :, :], eye, True)[0]
 
 
 class Relu(_Pointwise):
     """ReLU: the arc-cosine kernel of degree 1 (see module docstring and `relu_map`)."""
 
-    def _map(self, values, v1, v2, same):
-        return relu_map(values, v1, v2, same)
+    def _map(self, values, v1, v2, same, full=False):
+        return relu_map(values, v1, v2, same, recompute=full)
 
     def _self(self, v):
         return 0.5 * v
@@ -136,7 +139,9 @@ def _unbroadcast(grad: tf.Tensor, shape: tf.TensorShape) -> tf.Tensor:
     return tf.reduce_sum(grad, axis=axes, keepdims=True) if axes else grad
 
 
-def relu_map(values: tf.Tensor, v1: tf.Tensor, v2: tf.Tensor, same=None) -> tf.Tensor:
+def relu_map(
+    values: tf.Tensor, v1: tf.Tensor, v2: tf.Tensor, same=None, recompute: bool = False
+) -> tf.Tensor:
     """ReLU's stacked ``[K(, T)]`` from stacked ``[c(, Theta)]``, with an analytic adjoint.
 
     Forward, with ``r_i = v_i^(-1/2)`` (0 for a zero variance), ``R = sqrt(v1 v2)``,
@@ -152,8 +157,14 @@ def relu_map(values: tf.Tensor, v1: tf.Tensor, v2: tf.Tensor, same=None) -> tf.T
         Theta_bar = T_bar j0
         v1_bar    = r1^2 / (4 pi) sum_broadcast(K_bar R q - T_bar Theta rho / q)   (v2 alike)
 
-    The forward keeps no intermediate: the backward recomputes ``rho, q, j0`` from the
-    inputs, so a layer holds no full-size tensor beyond its input for the reverse pass.
+    The backward recomputes ``rho, q, j0`` from the inputs. XLA's common-subexpression
+    elimination would merge that recomputation back into the forward's values and keep
+    them alive until the reverse pass (about five full-size tensors per layer); with
+    ``recompute`` the backward reads the inputs through an optimisation barrier, so the
+    layer holds only its inputs for the reverse pass. That pays on the large FULL
+    (position-by-position) covariances of pooled networks (ConvNet 16x16x3 KIP step: 7%
+    less peak memory, 10% faster); on small DIAG ones the recomputation costs more than
+    the memory traffic it saves (Conv2-Flatten step 20-40% slower), so they keep them.
     Shapes: ``values`` ``(k, ...)`` with k = 1 (NNGP only) or 2; ``v1``, ``v2`` broadcast
     against ``values[0]``; ``same`` None or bool broadcastable to ``values[0]``.
     """
@@ -169,13 +180,16 @@ def relu_map(values: tf.Tensor, v1: tf.Tensor, v2: tf.Tensor, same=None) -> tf.T
         out = tf.stack([nngp, values[1] * j0]) if with_ntk else nngp[None]
 
         def grad(d_out):
-            r1, r2 = _safe_rsqrt(v1), _safe_rsqrt(v2)
-            rho, q, j0 = _relu_parts(c, r1, r2, same)
+            inputs, v1_, v2_ = values, v1, v2
+            if recompute:
+                inputs, v1_, v2_, d_out = tfxla.optimization_barrier(values, v1, v2, d_out)
+            r1, r2 = _safe_rsqrt(v1_), _safe_rsqrt(v2_)
+            rho, q, j0 = _relu_parts(inputs[0], r1, r2, same)
             k_bar = d_out[0]
             d_c = k_bar * j0
-            g = k_bar * ((v1 * r1) * (v2 * r2) * q)
+            g = k_bar * ((v1_ * r1) * (v2_ * r2) * q)
             if with_ntk:
-                theta, t_bar = values[1], d_out[1]
+                theta, t_bar = inputs[1], d_out[1]
                 positive = q > 0
                 inv_q = tf.where(positive, 1.0 / tf.where(positive, q, 1.0), 0.0)
                 u = t_bar * theta * inv_q
@@ -208,7 +222,7 @@ class Erf(_Pointwise):
         check_std("b", b, allow_none=False)
         self.a, self.b, self.c = float(a), float(b), float(c)
 
-    def _map(self, values, v1, v2, same):
+    def _map(self, values, v1, v2, same, full=False):
         two_b2 = 2.0 * self.b**2
         c = values[0]
         prod = (1.0 + two_b2 * v1) * (1.0 + two_b2 * v2)
