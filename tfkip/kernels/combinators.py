@@ -125,9 +125,7 @@ class Network:
         TensorShape([2, 2])
         """
         single = isinstance(get, str)
-        gets = (get,) if single else tuple(get)
-        if not gets or any(g not in GETS for g in gets):
-            raise ValueError(f"get must be 'nngp', 'ntk' or a tuple of them. Received: get={get!r}")
+        gets = _check_gets(get)
         x1, x2 = self._check_inputs(x1, x2)
         if batch_size is None:
             batch_size = tiling.plan_tiles(self, x1, x2, memory_budget)
@@ -136,6 +134,66 @@ class Network:
         else:
             out = tiling.tiled(self, x1, x2, gets, batch_size)
         return out[gets[0]] if single else _namedtuple(gets)(*(out[g] for g in gets))
+
+    def kip_kernel_fn(
+        self,
+        x_support,
+        x_target,
+        get: str | Sequence[str] = "ntk",
+        batch_size: int | tuple[int, int] | None = None,
+        memory_budget: int | None = None,
+    ):
+        """``(K(x_s, x_s), K(x_t, x_s))``, the two kernels of a KRR prediction, in one pass.
+
+        Equal to ``(kernel_fn(x_support), kernel_fn(x_target, x_support))``. For image
+        networks (inputs of a static count) both come from one zipped batch of input
+        pairs: the ``n_s (n_s + 1) / 2`` unordered support pairs followed by the
+        ``n_t n_s`` target-support pairs, so the network's recursions (and their reverse
+        passes) appear once in the graph instead of twice. Same arithmetic, half the program:
+        for a pooled ConvNet KIP step that is half of what TensorFlow and XLA hold while
+        compiling it. Other networks (flat inputs) make the two calls.
+
+        Args:
+          x_support: ``(n_s, ...)`` support inputs. x_target: ``(n_t, ...)`` target inputs of
+            the same per-example shape and dtype.
+          get, memory_budget: as for `kernel_fn`.
+          batch_size: None to plan tiles of pairs from ``memory_budget`` (`tiling`), or
+            ``b`` / ``(b1, b2)``: tiles of ``b1 b2`` pairs, as a ``b1 x b2`` tile of
+            `kernel_fn` holds.
+
+        Returns:
+          ``(k_ss, k_ts)``: ``(n_s, n_s)`` (exactly symmetric, exact diagonal) and
+          ``(n_t, n_s)`` tensors for ``get`` a string, namedtuples of them for a tuple.
+        """
+        single = isinstance(get, str)
+        gets = _check_gets(get)
+        x_s, x_t = self._check_inputs(x_support, x_target)
+        n_s, n_t = x_s.shape[0], x_t.shape[0]
+        if not (self.uses_unordered_pairs(x_s, None) and n_t):
+            return (
+                self.kernel_fn(x_s, None, get, batch_size, memory_budget),
+                self.kernel_fn(x_t, x_s, get, batch_size, memory_budget),
+            )
+        rows, cols, index = symmetric_pairs(n_s)
+        rows = np.concatenate([rows, np.repeat(np.arange(n_s, n_s + n_t, dtype=np.int32), n_s)])
+        cols = np.concatenate([cols, np.tile(np.arange(n_s, dtype=np.int32), n_t)])
+        x = tf.concat([x_s, x_t], 0)
+        if batch_size is None:
+            pairs_per_tile = tiling.plan_pair_tiles(self, x, len(rows), memory_budget)
+        else:
+            b1, b2 = tiling.check_batch_size(batch_size)
+            pairs_per_tile = b1 * b2
+        if pairs_per_tile is None or pairs_per_tile >= len(rows):
+            out = self._pairs(x, rows, cols, gets)
+        else:
+            out = tiling.tiled_pairs(self, x, rows, cols, gets, pairs_per_tile, pairs_per_tile)
+        n_sym = len(index) * (len(index) + 1) // 2
+        k_ss = {g: tf.gather(v[:n_sym], index) for g, v in out.items()}
+        k_ts = {g: tf.reshape(v[n_sym:], [n_t, n_s]) for g, v in out.items()}
+        if single:
+            return k_ss[gets[0]], k_ts[gets[0]]
+        kernels = _namedtuple(gets)
+        return kernels(*(k_ss[g] for g in gets)), kernels(*(k_ts[g] for g in gets))
 
     def _check_inputs(self, x1, x2):
         x1 = _as_float_tensor("x1", x1)
@@ -207,11 +265,16 @@ class Network:
         half of the full ``n x n`` pass.
         """
         rows, cols, index = symmetric_pairs(x.shape[0])
+        out = self._pairs(x, rows, cols, gets, variances)
+        return {g: tf.gather(value, index) for g, value in out.items()}
+
+    def _pairs(self, x, rows, cols, gets, variances=None):
+        """Kernels ``{get: (P,)}`` of the pairs ``(x[rows[p]], x[cols[p]])``, one batch;
+        identical where ``rows == cols`` (exact self-kernel entries)."""
         if variances is None:
             variances = self.self_variances(x)
         a, b, same, va, vb = gather_pairs(x, variances, rows, cols)
-        out = self._compute_pairs(a, b, gets, same, va, vb)
-        return {g: tf.gather(value, index) for g, value in out.items()}
+        return self._compute_pairs(a, b, gets, same, va, vb)
 
     def _apply_layers(self, kernel, layers, variances1, variances2, gets):
         variances = iter(zip(variances1, variances2))
@@ -363,6 +426,13 @@ def _dense(value, like):
     if isinstance(value, float):  # an NTK that stayed identically zero
         return tf.zeros_like(like) + value
     return value
+
+
+def _check_gets(get) -> tuple[str, ...]:
+    gets = (get,) if isinstance(get, str) else tuple(get)
+    if not gets or any(g not in GETS for g in gets):
+        raise ValueError(f"get must be 'nngp', 'ntk' or a tuple of them. Received: get={get!r}")
+    return gets
 
 
 def _input_shape(per_example_shape) -> Shape:

@@ -122,9 +122,15 @@ def _safe_rsqrt(v: tf.Tensor) -> tf.Tensor:
     return tf.where(positive, tf.math.rsqrt(tf.where(positive, v, 1.0)), 0.0)
 
 
-def _relu_parts(c, r1, r2, same):
-    """``(rho, q, j0)`` of ReLU: correlation, ``sqrt(1 - rho^2)``, ``(pi - theta)/(2 pi)``."""
-    rho = tf.clip_by_value(c * (r1 * r2), -1.0, 1.0)
+def _relu_parts(c, r1, r2, same, distinct: bool = False):
+    """``(rho, q, j0)`` of ReLU: correlation, ``sqrt(1 - rho^2)``, ``(pi - theta)/(2 pi)``.
+
+    ``distinct`` forms ``rho`` as ``(c r1) r2`` instead of ``c (r1 r2)``: the same value to
+    rounding, but not the same XLA expression, so that common-subexpression elimination
+    cannot merge a backward pass's recomputation into the forward's tensors.
+    """
+    rho = (c * r1) * r2 if distinct else c * (r1 * r2)
+    rho = tf.clip_by_value(rho, -1.0, 1.0)
     if same is not None:
         rho = tf.where(same, tf.constant(1.0, c.dtype), rho)
     q = tf.sqrt(tf.maximum(1.0 - rho * rho, 0.0))
@@ -178,13 +184,18 @@ def relu_map(
         rho, q, j0 = _relu_parts(c, r1, r2, same)
         nngp = (v1 * r1) * (v2 * r2) * (q * inv_2pi + j0 * rho)
         out = tf.stack([nngp, values[1] * j0]) if with_ntk else nngp[None]
+        if recompute:
+            out = tfxla.optimization_barrier(out)[0]
 
         def grad(d_out):
             inputs, v1_, v2_ = values, v1, v2
             if recompute:
                 inputs, v1_, v2_, d_out = tfxla.optimization_barrier(values, v1, v2, d_out)
             r1, r2 = _safe_rsqrt(v1_), _safe_rsqrt(v2_)
-            rho, q, j0 = _relu_parts(inputs[0], r1, r2, same)
+            c_ = inputs[0]
+            if recompute:  # a data dependence on the cotangent: not hoisted into the forward
+                c_ = c_ + d_out[0] * 0.0
+            rho, q, j0 = _relu_parts(c_, r1, r2, same, distinct=recompute)
             k_bar = d_out[0]
             d_c = k_bar * j0
             g = k_bar * ((v1_ * r1) * (v2_ * r2) * q)
@@ -198,6 +209,11 @@ def relu_map(
                 d_values = tf.stack([d_c, t_bar * j0])
             else:
                 d_values = d_c[None]
+            if recompute:
+                # One fused pass writes the value cotangents and g together: separate
+                # consumers would make XLA materialise rho, q, 1/q and g's factors.
+                stacked = tfxla.optimization_barrier(tf.concat([d_values, g[None]], 0))[0]
+                d_values, g = stacked[:-1], stacked[-1]
             d_v1 = _unbroadcast(g, v1.shape) * (r1 * r1 * (0.5 * inv_2pi))
             d_v2 = _unbroadcast(g, v2.shape) * (r2 * r2 * (0.5 * inv_2pi))
             return d_values, d_v1, d_v2

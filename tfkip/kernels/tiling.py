@@ -105,13 +105,24 @@ def plan_tiles(network, x1, x2, memory_budget: int | None = None) -> tuple[int, 
     return _balanced(n1, max(1, min(n1, pairs // b2))), b2
 
 
+def plan_pair_tiles(network, x, pairs: int, memory_budget: int | None = None) -> int | None:
+    """Pairs per tile for ``pairs`` zipped input pairs of ``x`` (`Network.kip_kernel_fn`)
+    under the memory budget, as `plan_tiles` counts them; None if all fit in one piece."""
+    budget = check_memory_budget(memory_budget)
+    budget = DEFAULT_MEMORY_BUDGET if budget is None else budget
+    pair_bytes = pair_entries(network, x.shape[1:]) * x.dtype.size * LIVE_COPIES
+    if pairs * pair_bytes <= budget:
+        return None
+    return _balanced(pairs, max(1, budget // pair_bytes))
+
+
 def _balanced(n: int, size: int) -> int:
     """The smallest tile size that covers ``n`` rows in as few tiles as ``size`` does: tiles
     of 8 over 10 rows pad them to 16, tiles of 5 compute no padding."""
     return -(-n // -(-n // size))
 
 
-def _check_batch_size(batch_size) -> tuple[int, int]:
+def check_batch_size(batch_size) -> tuple[int, int]:
     if isinstance(batch_size, int):
         sizes = (batch_size, batch_size)
     elif isinstance(batch_size, (tuple, list)):
@@ -163,7 +174,7 @@ def tiled_self_variances(network, x: tf.Tensor, size: int) -> list[tf.Tensor]:
 
 def tiled(network, x1: tf.Tensor, x2: tf.Tensor | None, gets: tuple[str, ...], batch_size):
     """Tiled ``network._compute(x1, x2, gets) -> {get: (n1, n2)}``."""
-    b1, b2 = _check_batch_size(batch_size)
+    b1, b2 = check_batch_size(batch_size)
     same_inputs = x2 is None
     x2_ = x1 if same_inputs else x2
     n1, n2 = x1.shape[0], x2_.shape[0]
@@ -211,15 +222,26 @@ def tiled(network, x1: tf.Tensor, x2: tf.Tensor | None, gets: tuple[str, ...], b
 
 
 def tiled_symmetric(network, x: tf.Tensor, gets, pairs_per_tile: int, rows_per_tile: int):
-    """``network._symmetric(x, gets)`` in tiles of ``pairs_per_tile`` unordered pairs.
-
-    The ``n (n + 1) / 2`` pairs ``i <= j`` (`combinators.symmetric_pairs`) are padded
-    with copies of the first pair to whole tiles, computed tile by tile (recomputed in
-    the backward pass) and gathered into the symmetric ``(n, n)`` result.
-    """
-    from tfkip.kernels.combinators import gather_pairs, symmetric_pairs
+    """``network._symmetric(x, gets)`` in tiles of ``pairs_per_tile`` unordered pairs: the
+    ``n (n + 1) / 2`` pairs ``i <= j`` (`combinators.symmetric_pairs`) by `tiled_pairs`,
+    gathered into the symmetric ``(n, n)`` result."""
+    from tfkip.kernels.combinators import symmetric_pairs
 
     rows, cols, index = symmetric_pairs(x.shape[0])
+    values = tiled_pairs(network, x, rows, cols, gets, pairs_per_tile, rows_per_tile)
+    return {g: tf.gather(value, index) for g, value in values.items()}
+
+
+def tiled_pairs(network, x: tf.Tensor, rows, cols, gets, pairs_per_tile: int, rows_per_tile: int):
+    """``network._pairs(x, rows, cols, gets)`` (``{get: (P,)}``) in tiles of pairs.
+
+    The ``P`` pairs ``(x[rows[p]], x[cols[p]])`` are padded with copies of the first pair
+    to whole tiles of ``pairs_per_tile`` (`_balanced`), computed tile by tile (recomputed
+    in the backward pass) and cut back to ``P``; the self variances of ``x`` are computed
+    in row tiles of ``rows_per_tile``.
+    """
+    from tfkip.kernels.combinators import gather_pairs
+
     pairs_per_tile = _balanced(len(rows), pairs_per_tile)
     tiles = -(-len(rows) // pairs_per_tile)
     pad = tiles * pairs_per_tile - len(rows)
@@ -239,6 +261,4 @@ def tiled_symmetric(network, x: tf.Tensor, gets, pairs_per_tile: int, rows_per_t
 
     spec = tuple(tf.TensorSpec([pairs_per_tile], x.dtype) for _ in gets)
     values = tf.map_fn(body, tf.range(tiles), fn_output_signature=spec, parallel_iterations=1)
-    return {
-        g: tf.gather(tf.reshape(value, [-1])[: len(rows)], index) for g, value in zip(gets, values)
-    }
+    return {g: tf.reshape(value, [-1])[: len(rows)] for g, value in zip(gets, values)}

@@ -132,6 +132,16 @@ class KIPModel(keras.Model):
             memory_budget=self.kernel_memory_budget,
         )
 
+    def _kip_kernels(self, x_s, x_t):
+        """``(K_ss, K_ts)`` in one pass (`Network.kip_kernel_fn`)."""
+        return self.network.kip_kernel_fn(
+            x_s,
+            x_t,
+            get=self.kernel,
+            batch_size=self.kernel_batch_size,
+            memory_budget=self.kernel_memory_budget,
+        )
+
     def kip_loss(self, x_target, y_target, training: bool = True):
         """KIP ``(loss, accuracy)`` of the current support on one target batch."""
         x_s = tf.convert_to_tensor(self.support_images)
@@ -141,8 +151,7 @@ class KIPModel(keras.Model):
         if training and self.augmenter is not None:
             x_s = self.augmenter(x_s, training=True)
         x_t = tf.cast(x_target, self.dtype)
-        k_ss = self._kernel_fn(x_s)
-        k_ts = self._kernel_fn(x_t, x_s)
+        k_ss, k_ts = self._kip_kernels(x_s, x_t)
         pred = krr.krr_predict(k_ss, k_ts, y_s, self.reg)
         return krr.mse_and_accuracy(pred, tf.cast(y_target, self.dtype))
 
@@ -180,8 +189,7 @@ class KIPModel(keras.Model):
         if support is None:
             support = (self.support_images, self.support_labels)
         x_s, y_s = (tf.convert_to_tensor(v) for v in support)
-        k_ss = self._kernel_fn(x_s)
-        k_ts = self._kernel_fn(tf.cast(inputs, self.dtype), x_s)
+        k_ss, k_ts = self._kip_kernels(x_s, tf.cast(inputs, self.dtype))
         return krr.krr_predict(k_ss, k_ts, y_s, self.reg)
 
     def call(self, inputs):
