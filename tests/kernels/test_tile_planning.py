@@ -21,6 +21,16 @@ def test_pair_entries_follow_the_layout():
     assert tiling.pair_entries(architectures.get("convnet", 2), x.shape[1:]) == 64**2  # FULL
 
 
+def test_pair_bytes_count_the_live_copies_of_each_layout():
+    x = _images(1)
+    assert tiling.pair_bytes(architectures.get("fc", 1), x.shape[1:], 4) == 4 * tiling.LIVE_COPIES
+    conv = architectures.get("conv", 2)
+    assert tiling.pair_bytes(conv, x.shape[1:], 8) == 64 * 8 * tiling.LIVE_COPIES
+    convnet = architectures.get("convnet", 2)
+    want = 64**2 * 8 * tiling.FULL_LIVE_COPIES  # its 8x8 FULL covariance dominates
+    assert tiling.pair_bytes(convnet, x.shape[1:], 8) == want
+
+
 def test_kernels_that_fit_are_not_tiled():
     net = architectures.get("convnet", 2)
     assert tiling.plan_tiles(net, _images(4), _images(3)) is None
@@ -29,7 +39,7 @@ def test_kernels_that_fit_are_not_tiled():
 def test_plan_keeps_one_tile_under_the_budget():
     net = architectures.get("convnet", 2)
     x1, x2 = _images(9), _images(7)
-    pair_bytes = 64**2 * 8 * tiling.LIVE_COPIES
+    pair_bytes = 64**2 * 8 * tiling.FULL_LIVE_COPIES
     budget = 10 * pair_bytes
     b1, b2 = tiling.plan_tiles(net, x1, x2, memory_budget=budget)
     assert (b1, b2) == (1, 7)  # whole columns of x2 first
@@ -42,7 +52,7 @@ def test_plan_keeps_one_tile_under_the_budget():
 def test_planned_tiles_give_the_untiled_kernel():
     net = architectures.get("convnet", 2)
     x1, x2 = _images(5, seed=1), _images(4, seed=2)
-    budget = 3 * 64**2 * 8 * tiling.LIVE_COPIES
+    budget = 3 * 64**2 * 8 * tiling.FULL_LIVE_COPIES
     # 3 pairs fit, but 4 columns need two tiles either way: two of 2, not 3 + 1 padded.
     assert tiling.plan_tiles(net, x1, x2, memory_budget=budget) == (1, 2)
     whole = net.kernel_fn(x1, x2, "ntk", batch_size=(5, 4))
@@ -57,7 +67,7 @@ def test_tiles_are_balanced_to_compute_no_padding():
     """10 rows of x1 in tiles of at most 8 are two tiles of 5 (not 8 + 2 padded to 8)."""
     net = architectures.get("convnet", 2)
     x1, x2 = _images(10), _images(10, seed=1)
-    pair_bytes = 64**2 * 8 * tiling.LIVE_COPIES
+    pair_bytes = 64**2 * 8 * tiling.FULL_LIVE_COPIES
     assert tiling.plan_tiles(net, x1, x2, memory_budget=80 * pair_bytes) == (5, 10)
     assert tiling.plan_tiles(net, x1, x2, memory_budget=7 * pair_bytes) == (1, 5)
 
@@ -67,7 +77,7 @@ def test_self_kernel_plan_counts_unordered_pairs():
     not for n^2) leaves it untiled; x against another set of n still gets tiles."""
     net = architectures.get("convnet", 2)
     x = _images(6)
-    pair_bytes = 64**2 * 8 * tiling.LIVE_COPIES
+    pair_bytes = 64**2 * 8 * tiling.FULL_LIVE_COPIES
     budget = 21 * pair_bytes  # 6 * 7 / 2 = 21 pairs, < 36
     assert net.uses_unordered_pairs(x, None)
     assert tiling.plan_tiles(net, x, None, memory_budget=budget) is None

@@ -35,32 +35,51 @@ DEFAULT_MEMORY_BUDGET = 2**30
 """Bytes that one tile's covariance tensors may take (forward and backward), 1 GiB."""
 
 LIVE_COPIES = 20
-"""Full-size tensors per input pair alive at the peak of a backward pass (nngp and ntk of
-the widest layer and of its neighbours, their cotangents, padded copies for the window
-sums and a nonlinearity's intermediates): the factor from one pair's largest covariance to
-its working memory. Measured from XLA's buffer assignment of a whole KIP step (its
-``preallocated-temp``, float32, support 10, target 10): preset ConvNet 32x32x3 in tiles
-of 10 pairs, 802 MiB (20.0 copies per pair); 16x16x3 untiled (100 pairs for ``K_ts``),
-533 MiB (20.8). The process also holds TensorFlow itself (about 0.6 GB) and XLA's
-compilation (0.7-1.5 GB for these programs), which no budget bounds."""
+"""Full-size tensors per input pair alive at the peak of a backward pass through per-position
+(DIAG) or flat covariances (nngp and ntk of the widest layer and of its neighbours, their
+cotangents, padded copies for the window sums and a nonlinearity's intermediates): the
+factor from one pair's largest covariance to its working memory. Measured from XLA's buffer
+assignment (``preallocated-temp``) of whole KIP steps, float32, support 10, target 10."""
+
+FULL_LIVE_COPIES = 11
+"""The same factor for position-by-position (FULL) covariances, the ones pooled networks
+hold: their ReLU keeps only its inputs for the reverse pass (`nonlinear.relu_map`). Measured
+per pair on the preset ConvNet, 10.1 at 16x16x3 untiled (`Network.kip_kernel_fn`, 155 pairs,
+390 MiB), 10.5 for ``kernel_fn(x_t, x_s)`` alone (100 pairs, 262 MiB) and 8.8 at 32x32x3 in
+tiles of 12 pairs (422 MiB). The process also holds TensorFlow itself (about 0.6 GB) and
+XLA's compilation (0.5-1 GB for these programs), which no budget bounds."""
 
 
 def pair_entries(network, per_example_shape) -> int:
     """Largest number of covariance entries one input pair needs at any layer."""
+    return max(entries for entries, _ in _layer_entries(network, per_example_shape))
+
+
+def pair_bytes(network, per_example_shape, itemsize: int) -> int:
+    """Working memory of one input pair: the largest covariance times its live copies
+    (`FULL_LIVE_COPIES` for a FULL layout, `LIVE_COPIES` otherwise), in bytes."""
+    return itemsize * max(
+        entries * (FULL_LIVE_COPIES if layout == Layout.FULL else LIVE_COPIES)
+        for entries, layout in _layer_entries(network, per_example_shape)
+    )
+
+
+def _layer_entries(network, per_example_shape) -> list[tuple[int, Layout]]:
+    """``(entries per pair, layout)`` at the input of every layer."""
     from tfkip.kernels.combinators import _input_shape
 
     shape = _input_shape(per_example_shape)
     if isinstance(network.layers[0], Flatten):
-        return 1  # the input kernel is computed flat (`Network._input_kernel`)
-    largest = 1
+        return [(1, Layout.FLAT)]  # the input kernel is computed flat (`Network._input_kernel`)
+    out = [(1, Layout.FLAT)]
     for layer, layout in zip(network.layers, network.layouts):
         positions = math.prod(shape.spatial) if shape.spatial else 1
         if layout == Layout.FULL:
-            largest = max(largest, positions * positions)
+            out.append((positions * positions, layout))
         elif layout == Layout.DIAG:
-            largest = max(largest, positions)
+            out.append((positions, layout))
         shape = layer.output_shape(shape)
-    return largest
+    return out
 
 
 def check_memory_budget(memory_budget):
@@ -78,10 +97,10 @@ def check_memory_budget(memory_budget):
 def plan_tiles(network, x1, x2, memory_budget: int | None = None) -> tuple[int, int] | None:
     """Tile sizes ``(b1, b2)`` keeping one tile under the memory budget; None if untiled.
 
-    One pair costs ``pair_entries * itemsize * LIVE_COPIES`` bytes. If all pairs (``n1 n2``,
+    One pair costs `pair_bytes`. If all pairs (``n1 n2``,
     or the ``n (n + 1) / 2`` unordered ones that ``K(x, x)`` of an image network computes)
     fit in ``memory_budget`` (default `DEFAULT_MEMORY_BUDGET`) the kernel is computed in
-    one piece. Otherwise a tile holds ``P = budget // pair_bytes`` pairs (at least 1):
+    one piece. Otherwise a tile holds ``P = budget // pair_bytes(...)`` pairs (at least 1):
     whole columns of ``x2`` first (``b2 = min(n2, P)``, ``b1 = P // b2``), each shrunk to the
     smallest size that needs as many tiles (`_balanced`: no padding rows computed for
     nothing); square tiles of ``floor(sqrt(P))`` when ``x2`` is None (the diagonal tiles must
@@ -93,11 +112,11 @@ def plan_tiles(network, x1, x2, memory_budget: int | None = None) -> tuple[int, 
     n2 = n1 if x2 is None else x2.shape[0]
     if n1 is None or n2 is None or n1 == 0 or n2 == 0:
         return None
-    pair_bytes = pair_entries(network, x1.shape[1:]) * x1.dtype.size * LIVE_COPIES
+    one_pair = pair_bytes(network, x1.shape[1:], x1.dtype.size)
     pairs_needed = n1 * (n1 + 1) // 2 if network.uses_unordered_pairs(x1, x2) else n1 * n2
-    if pairs_needed * pair_bytes <= budget:
+    if pairs_needed * one_pair <= budget:
         return None
-    pairs = max(1, budget // pair_bytes)
+    pairs = max(1, budget // one_pair)
     if x2 is None:
         b = max(1, min(n1, math.isqrt(pairs)))
         return b, b
@@ -110,10 +129,10 @@ def plan_pair_tiles(network, x, pairs: int, memory_budget: int | None = None) ->
     under the memory budget, as `plan_tiles` counts them; None if all fit in one piece."""
     budget = check_memory_budget(memory_budget)
     budget = DEFAULT_MEMORY_BUDGET if budget is None else budget
-    pair_bytes = pair_entries(network, x.shape[1:]) * x.dtype.size * LIVE_COPIES
-    if pairs * pair_bytes <= budget:
+    one_pair = pair_bytes(network, x.shape[1:], x.dtype.size)
+    if pairs * one_pair <= budget:
         return None
-    return _balanced(pairs, max(1, budget // pair_bytes))
+    return _balanced(pairs, max(1, budget // one_pair))
 
 
 def _balanced(n: int, size: int) -> int:
