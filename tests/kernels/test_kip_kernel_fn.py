@@ -3,7 +3,7 @@
 It must equal the two `kernel_fn` calls it replaces (values, exact symmetric diagonal,
 gradients w.r.t. the support images against central finite differences), untiled and in
 tiles of pairs (planned from a memory budget or given), and fall back to the two calls
-for flat networks.
+for networks without position-by-position covariances.
 """
 
 from __future__ import annotations

@@ -145,13 +145,15 @@ class Network:
     ):
         """``(K(x_s, x_s), K(x_t, x_s))``, the two kernels of a KRR prediction, in one pass.
 
-        Equal to ``(kernel_fn(x_support), kernel_fn(x_target, x_support))``. For image
-        networks (inputs of a static count) both come from one zipped batch of input
-        pairs: the ``n_s (n_s + 1) / 2`` unordered support pairs followed by the
-        ``n_t n_s`` target-support pairs, so the network's recursions (and their reverse
-        passes) appear once in the graph instead of twice. Same arithmetic, half the program:
-        for a pooled ConvNet KIP step that is half of what TensorFlow and XLA hold while
-        compiling it. Other networks (flat inputs) make the two calls.
+        Equal to ``(kernel_fn(x_support), kernel_fn(x_target, x_support))``. For pooled
+        networks (position-by-position covariances; inputs of a static count) both come
+        from one zipped batch of input pairs: the ``n_s (n_s + 1) / 2`` unordered support
+        pairs followed by the ``n_t n_s`` target-support pairs, so the network's recursions
+        (and their reverse passes) appear once in the graph instead of twice. Same
+        arithmetic, half the program: for a ConvNet KIP step, half of what TensorFlow and
+        XLA hold while compiling it. Other networks make the two calls: their per-pair
+        work is small and their cross kernel starts with one product of all inputs (a
+        matmul for Flatten-first networks), cheaper than a gathered batch of pairs.
 
         Args:
           x_support: ``(n_s, ...)`` support inputs. x_target: ``(n_t, ...)`` target inputs of
@@ -169,7 +171,7 @@ class Network:
         gets = _check_gets(get)
         x_s, x_t = self._check_inputs(x_support, x_target)
         n_s, n_t = x_s.shape[0], x_t.shape[0]
-        if not (self.uses_unordered_pairs(x_s, None) and n_t):
+        if not (self.uses_unordered_pairs(x_s, None) and Layout.FULL in self.layouts and n_t):
             return (
                 self.kernel_fn(x_s, None, get, batch_size, memory_budget),
                 self.kernel_fn(x_t, x_s, get, batch_size, memory_budget),

@@ -40,9 +40,9 @@ class KIPModel(keras.Model):
       dtype: 'float64' (default; exact on CPU/GPU) or 'float32' (TPU).
       kernel_memory_budget: bytes one kernel tile may use when ``kernel_batch_size`` is
         None (`tiling.plan_tiles`; None: `tiling.DEFAULT_MEMORY_BUDGET`, 1 GiB). A
-        budget that holds the whole ``K_ss`` and ``K_ts`` leaves them untiled, which skips
-        the recomputation of the tiles' forward pass: a 32x32x3 ConvNet step with
-        support 10 and target 10 takes about 0.7x the time at about 3.5x the memory.
+        budget that holds the whole ``K_ss`` and ``K_ts`` (one batch of input pairs,
+        `Network.kip_kernel_fn`) leaves them untiled, which skips the recomputation of
+        the tiles' forward pass: faster, at more memory (see README, benchmarks).
 
     >>> import keras, numpy as np
     >>> from tfkip import architectures
