@@ -8,6 +8,8 @@ for networks without position-by-position covariances.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -129,3 +131,15 @@ def test_mismatched_inputs_are_named():
         net.kip_kernel_fn(x_s, tf.zeros((2, 8, 8, 3), tf.float64))
     with pytest.raises(ValueError, match="get must be"):
         net.kip_kernel_fn(x_s, x_s, "cov")
+
+
+def test_no_kernel_sized_constant_mask_in_the_compiled_program():
+    """The identical-pairs mask of a FULL layout stays two small broadcast masks (pairs,
+    positions): folded into one, it would be a constant of the kernel's whole size."""
+    net = architectures.get("convnet", 2)
+    x_s, x_t = _inputs("convnet")
+    fn = tf.function(lambda a, b: net.kip_kernel_fn(a, b, "ntk"), jit_compile=True)
+    hlo = fn.experimental_get_compiler_ir(x_s, x_t)(stage="hlo")
+    pairs = 4 * 5 // 2 + 3 * 4
+    assert re.search(rf"pred\[{pairs},1,8,8,8,8\][^\n]* constant\(", hlo) is None
+    assert re.search(rf"pred\[{pairs},1,8,8,8,8\]", hlo) is not None  # the mask is there
