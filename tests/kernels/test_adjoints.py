@@ -128,3 +128,27 @@ def test_relu_adjoint_equals_autodiff(with_same, with_ntk, recompute):
     )
     for got, want in zip(analytic, autodiff):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("recompute", [False, True])
+def test_relu_adjoint_with_the_ntk_equal_to_the_nngp(recompute):
+    """``values = [c]`` with ``ntk_is_nngp`` (after a first affine layer): the forward is
+    ``[K, c j0]`` and the adjoint sums both paths into ``c``, as autodiff of the plain map
+    with ``Theta = c`` does."""
+    c, _, v1, v2, _, cot = _relu_inputs(with_same=False)
+    values = c[None]
+    forward = nonlinear.relu_map(values, v1, v2, recompute=recompute, ntk_is_nngp=True)
+    plain = tf.stack(_plain_relu(c, c, v1, v2))
+    np.testing.assert_allclose(forward.numpy(), plain.numpy(), rtol=1e-13, atol=1e-13)
+    analytic = _vjp(
+        lambda *t: nonlinear.relu_map(*t, recompute=recompute, ntk_is_nngp=True),
+        [values, v1, v2],
+        cot,
+    )
+    autodiff = _vjp(
+        lambda values, v1, v2: tf.stack(_plain_relu(values[0], values[0], v1, v2)),
+        [values, v1, v2],
+        cot,
+    )
+    for got, want in zip(analytic, autodiff):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-10, atol=1e-12)

@@ -58,15 +58,17 @@ class Kernel:
 
     The NNGP and the NTK travel together as ``values``, of shape ``(k, *nngp_shape)``:
     ``values[0]`` is the NNGP and, when ``ntk_state == "tensor"``, ``values[1]`` the NTK
-    (``k = 2``); otherwise ``k = 1``. One tensor for both lets every linear map (window
+    (``k = 2``); otherwise ``k = 1``: under ``"nngp"`` the NTK equals the NNGP (the first
+    affine layer of the NTK parameterization), carried once. One tensor for both lets every linear map (window
     sums, pooling, means) read and write them in one pass, and gives each nonlinearity
     a single consumer, so XLA fuses a layer into one loop instead of materialising the
     intermediates shared by two separate outputs.
 
     Attributes:
       values: ``(k, ...)`` the stacked kernels.
-      ntk_state: "tensor" (``values[1]`` is the NTK), "zero" (the NTK is identically
-        zero: at the input) or "none" (not requested; always so for self kernels).
+      ntk_state: "tensor" (``values[1]`` is the NTK), "nngp" (the NTK equals
+        ``values[0]``), "zero" (the NTK is identically zero: at the input) or "none" (not
+        requested; always so for self kernels).
       batch_ndim: 2 for a cross kernel, 1 for a self kernel.
       layout: the spatial layout of ``nngp`` and ``ntk``.
       shape: static shape of one input at this layer (spatial dims, channels).
@@ -96,6 +98,8 @@ class Kernel:
         """The NTK tensor; ``0.0`` while identically zero; None when not requested."""
         if self.ntk_state == "tensor":
             return self.values[1]
+        if self.ntk_state == "nngp":
+            return self.values[0]
         return 0.0 if self.ntk_state == "zero" else None
 
     def replace(self, **changes) -> Kernel:

@@ -62,12 +62,16 @@ class _Affine(Layer):
         if state == "none":
             return kernel.replace(values=nngp[None], shape=self.output_shape(kernel.shape))
         if self.parameterization == "ntk":
+            if state == "zero":  # Theta = K: one tensor, not two equal ones
+                return kernel.replace(
+                    values=nngp[None], ntk_state="nngp", shape=self.output_shape(kernel.shape)
+                )
             ntk = nngp
         else:
             bias_term = 0.0 if self.b_std is None else 1.0
             ntk = scale_add(a[0], float(self._fan_in(kernel.shape)), bias_term)
-        if state == "tensor":
-            ntk = ntk + a[1] * tf.constant(w2, a.dtype)
+        if state in ("tensor", "nngp"):  # a[-1]: the mapped NTK (a[0] itself under "nngp")
+            ntk = ntk + a[-1] * tf.constant(w2, a.dtype)
         return kernel.replace(
             values=tf.stack([nngp, ntk]), ntk_state="tensor", shape=self.output_shape(kernel.shape)
         )

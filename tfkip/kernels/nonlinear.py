@@ -36,13 +36,14 @@ class _Pointwise(Layer):
     def output_shape(self, shape: Shape) -> Shape:
         return shape
 
-    def _map(self, values, v1, v2, same, full=False):
+    def _map(self, values, v1, v2, same, full=False, ntk_is_nngp=False):
         """New ``(k, ...)`` values from stacked ``values = [c(, Theta)]`` and variances.
 
         ``v1``, ``v2`` broadcast against ``c = values[0]``; ``same`` marks identical
         inputs: None, a bool tensor broadcastable to c, or a tuple of them (their
         conjunction, see `_where_same`); ``full`` says the values are
-        position-by-position (FULL layout), where a layer's tensors are largest.
+        position-by-position (FULL layout), where a layer's tensors are largest;
+        ``ntk_is_nngp`` that ``values = [c]`` stands for ``[c, Theta = c]``.
         """
         raise NotImplementedError
 
@@ -68,7 +69,10 @@ class _Pointwise(Layer):
                 # static (10 MB for 155 pairs at 16x16, and ~150 MB of compilation).
                 same = (same[:, :, None, None, None, None], eye[None, None])
         full = kernel.layout == Layout.FULL
-        return kernel.replace(values=self._map(kernel.values, v1, v2, same, full), variances=None)
+        ntk_is_nngp = kernel.ntk_state == "nngp"
+        values = self._map(kernel.values, v1, v2, same, full, ntk_is_nngp)
+        state = "tensor" if ntk_is_nngp else kernel.ntk_state
+        return kernel.replace(values=values, ntk_state=state, variances=None)
 
     def _apply_self(self, kernel: Kernel) -> tf.Tensor:
         cov = kernel.nngp
@@ -82,8 +86,8 @@ class _Pointwise(Layer):
 class Relu(_Pointwise):
     """ReLU: the arc-cosine kernel of degree 1 (see module docstring and `relu_map`)."""
 
-    def _map(self, values, v1, v2, same, full=False):
-        return relu_map(values, v1, v2, same, recompute=full)
+    def _map(self, values, v1, v2, same, full=False, ntk_is_nngp=False):
+        return relu_map(values, v1, v2, same, recompute=full, ntk_is_nngp=ntk_is_nngp)
 
     def _self(self, v):
         return 0.5 * v
@@ -159,7 +163,12 @@ def _unbroadcast(grad: tf.Tensor, shape: tf.TensorShape) -> tf.Tensor:
 
 
 def relu_map(
-    values: tf.Tensor, v1: tf.Tensor, v2: tf.Tensor, same=None, recompute: bool = False
+    values: tf.Tensor,
+    v1: tf.Tensor,
+    v2: tf.Tensor,
+    same=None,
+    recompute: bool = False,
+    ntk_is_nngp: bool = False,
 ) -> tf.Tensor:
     """ReLU's stacked ``[K(, T)]`` from stacked ``[c(, Theta)]``, with an analytic adjoint.
 
@@ -176,19 +185,25 @@ def relu_map(
         Theta_bar = T_bar j0
         v1_bar    = r1^2 / (4 pi) sum_broadcast(K_bar R q - T_bar Theta rho / q)   (v2 alike)
 
+    With ``ntk_is_nngp`` the input is ``[c]`` standing for ``Theta = c`` (after a first
+    affine layer): ``T = c j0`` and the input cotangent is ``c_bar + Theta_bar``.
+
     The backward recomputes ``rho, q, j0`` from the inputs. XLA's common-subexpression
-    elimination would merge that recomputation back into the forward's values and keep
-    them alive until the reverse pass (about five full-size tensors per layer); with
-    ``recompute`` the backward reads the inputs through an optimisation barrier, so the
-    layer holds only its inputs for the reverse pass. That pays on the large FULL
-    (position-by-position) covariances of pooled networks (ConvNet 16x16x3 KIP step: 7%
-    less peak memory, 10% faster); on small DIAG ones the recomputation costs more than
-    the memory traffic it saves (Conv2-Flatten step 20-40% slower), so they keep them.
-    Shapes: ``values`` ``(k, ...)`` with k = 1 (NNGP only) or 2; ``v1``, ``v2`` broadcast
-    against ``values[0]``; ``same`` None, a bool tensor broadcastable to ``values[0]``, or
-    a tuple of them marking identical inputs where all hold.
+    elimination merges that recomputation back into the forward's values, and its
+    scheduler hoists what it cannot merge into the forward pass; either keeps full-size
+    tensors alive until the reverse pass (about five per layer). With ``recompute`` the
+    backward forms ``rho`` differently (`_relu_parts`), makes it depend on the cotangent,
+    and writes its outputs (value cotangents and the variances' factor) in one fused pass,
+    so the layer holds only its inputs for the reverse pass. That pays on the large FULL
+    (position-by-position) covariances of pooled networks (the ConvNet 16x16x3 KIP step's
+    XLA buffers: 533 -> 390 MiB for 155 pairs, and a faster step); on small DIAG ones the
+    recomputation costs more than the memory traffic it saves (Conv2-Flatten step 20-40%
+    slower), so they keep them. Shapes: ``values`` ``(k, ...)`` with k = 1 (NNGP only, or
+    ``ntk_is_nngp``) or 2; ``v1``, ``v2`` broadcast against ``values[0]``; ``same`` None, a
+    bool tensor broadcastable to ``values[0]``, or a tuple of them marking identical inputs
+    where all hold.
     """
-    with_ntk = values.shape[0] == 2
+    with_ntk = values.shape[0] == 2 or ntk_is_nngp
     inv_2pi = 0.5 / math.pi
 
     @tf.custom_gradient
@@ -197,7 +212,7 @@ def relu_map(
         c = values[0]
         rho, q, j0 = _relu_parts(c, r1, r2, same)
         nngp = (v1 * r1) * (v2 * r2) * (q * inv_2pi + j0 * rho)
-        out = tf.stack([nngp, values[1] * j0]) if with_ntk else nngp[None]
+        out = tf.stack([nngp, values[-1] * j0]) if with_ntk else nngp[None]
         if recompute:
             out = tfxla.optimization_barrier(out)[0]
 
@@ -214,13 +229,14 @@ def relu_map(
             d_c = k_bar * j0
             g = k_bar * ((v1_ * r1) * (v2_ * r2) * q)
             if with_ntk:
-                theta, t_bar = inputs[1], d_out[1]
+                theta, t_bar = inputs[-1], d_out[1]
                 positive = q > 0
                 inv_q = tf.where(positive, 1.0 / tf.where(positive, q, 1.0), 0.0)
                 u = t_bar * theta * inv_q
                 d_c = d_c + u * (r1 * r2) * inv_2pi
                 g = g - u * rho
-                d_values = tf.stack([d_c, t_bar * j0])
+                d_theta = t_bar * j0
+                d_values = (d_c + d_theta)[None] if ntk_is_nngp else tf.stack([d_c, d_theta])
             else:
                 d_values = d_c[None]
             if recompute:
@@ -252,16 +268,16 @@ class Erf(_Pointwise):
         check_std("b", b, allow_none=False)
         self.a, self.b, self.c = float(a), float(b), float(c)
 
-    def _map(self, values, v1, v2, same, full=False):
+    def _map(self, values, v1, v2, same, full=False, ntk_is_nngp=False):
         two_b2 = 2.0 * self.b**2
         c = values[0]
         prod = (1.0 + two_b2 * v1) * (1.0 + two_b2 * v2)
         nngp = (self.a**2 * 2.0 / math.pi) * tf.asin(two_b2 * c * tf.math.rsqrt(prod))
         nngp = nngp + self.c**2
-        if values.shape[0] == 1:
+        if values.shape[0] == 1 and not ntk_is_nngp:
             return nngp[None]
         factor = (self.a**2 * 2.0 * two_b2 / math.pi) * tf.math.rsqrt(prod - (two_b2 * c) ** 2)
-        return tf.stack([nngp, values[1] * factor])
+        return tf.stack([nngp, values[-1] * factor])
 
     def _self(self, v):
         two_b2 = 2.0 * self.b**2
