@@ -59,10 +59,10 @@ class Kernel:
     The NNGP and the NTK travel together as ``values``, of shape ``(k, *nngp_shape)``:
     ``values[0]`` is the NNGP and, when ``ntk_state == "tensor"``, ``values[1]`` the NTK
     (``k = 2``); otherwise ``k = 1``: under ``"nngp"`` the NTK equals the NNGP (the first
-    affine layer of the NTK parameterization), carried once. One tensor for both lets every linear map (window
-    sums, pooling, means) read and write them in one pass, and gives each nonlinearity
-    a single consumer, so XLA fuses a layer into one loop instead of materialising the
-    intermediates shared by two separate outputs.
+    affine layer of the NTK parameterization), carried once. One tensor for both lets
+    every linear map (window sums, pooling, means) read and write them in one pass, and
+    gives each nonlinearity a single consumer, so XLA fuses a layer into one loop instead
+    of materialising the intermediates shared by two separate outputs.
 
     Attributes:
       values: ``(k, ...)`` the stacked kernels.
