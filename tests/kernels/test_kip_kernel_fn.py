@@ -115,7 +115,7 @@ def test_support_gradient_matches_finite_differences(name, batch_size):
 
 
 def test_compiles_with_xla_and_float32():
-    net = architectures.get("convnet", 2)
+    net = architectures.get("convnet", 1)
     x_s, x_t = (tf.cast(x, tf.float32) for x in _inputs("convnet"))
     fn = tf.function(lambda a, b: net.kip_kernel_fn(a, b, "ntk"), jit_compile=True)
     k_ss, k_ts = fn(x_s, x_t)

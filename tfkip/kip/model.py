@@ -123,24 +123,20 @@ class KIPModel(keras.Model):
         self.mse_tracker = keras.metrics.Mean(name="mse", dtype=dtype)
 
     # ------------------------------------------------------------ the algorithm
-    def _kernel_fn(self, x1, x2=None):
-        return self.network.kernel_fn(
-            x1,
-            x2,
+    def _kernel_options(self) -> dict:
+        """The model's kernel, tiles and memory budget, as the kernel functions take them."""
+        return dict(
             get=self.kernel,
             batch_size=self.kernel_batch_size,
             memory_budget=self.kernel_memory_budget,
         )
 
+    def _kernel_fn(self, x1, x2=None):
+        return self.network.kernel_fn(x1, x2, **self._kernel_options())
+
     def _kip_kernels(self, x_s, x_t):
         """``(K_ss, K_ts)`` in one pass (`Network.kip_kernel_fn`)."""
-        return self.network.kip_kernel_fn(
-            x_s,
-            x_t,
-            get=self.kernel,
-            batch_size=self.kernel_batch_size,
-            memory_budget=self.kernel_memory_budget,
-        )
+        return self.network.kip_kernel_fn(x_s, x_t, **self._kernel_options())
 
     def kip_loss(self, x_target, y_target, training: bool = True):
         """KIP ``(loss, accuracy)`` of the current support on one target batch."""
