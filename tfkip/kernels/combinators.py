@@ -189,7 +189,7 @@ class Network:
             out = self._pairs(x, rows, cols, gets)
         else:
             out = tiling.tiled_pairs(self, x, rows, cols, gets, pairs_per_tile, pairs_per_tile)
-        n_sym = len(index) * (len(index) + 1) // 2
+        n_sym = n_s * (n_s + 1) // 2
         k_ss = {g: tf.gather(v[:n_sym], index) for g, v in out.items()}
         k_ts = {g: tf.reshape(v[n_sym:], [n_t, n_s]) for g, v in out.items()}
         if single:
