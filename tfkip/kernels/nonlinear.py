@@ -213,8 +213,6 @@ def relu_map(
         rho, q, j0 = _relu_parts(c, r1, r2, same)
         nngp = (v1 * r1) * (v2 * r2) * (q * inv_2pi + j0 * rho)
         out = tf.stack([nngp, values[-1] * j0]) if with_ntk else nngp[None]
-        if recompute:
-            out = tfxla.optimization_barrier(out)[0]
 
         def grad(d_out):
             inputs, v1_, v2_ = values, v1, v2
