@@ -23,6 +23,7 @@ from tfkip.data.sampling import TargetSampler
 from tfkip.kip.krr import check_finite
 from tfkip.kip.label_solve import solve_labels
 from tfkip.kip.model import KIPModel
+from tfkip.train.memory import FirstCalls
 from tfkip.train.strategy import replica_batch_size
 
 
@@ -38,6 +39,10 @@ class KIPTrainer:
       target_batch_size: global target batch (class-balanced; divisible by replicas).
       seed: target sampling seed; batch ``t`` depends only on ``(seed, t)``.
       jit_compile: compile the per-replica step with XLA.
+      release_compile_memory: during the first (compiling) call of the training loop,
+        of evaluation and of Label Solve, hand the memory XLA's compiler frees back to
+        the operating system (`tfkip.train.memory`): lowers the peak RSS of a ConvNet
+        run by ~0.15 GB. A no-op where the C library is not glibc.
     """
 
     def __init__(
@@ -50,6 +55,7 @@ class KIPTrainer:
         target_batch_size: int,
         seed: int,
         jit_compile: bool = True,
+        release_compile_memory: bool = True,
     ):
         self.model = model
         self.strategy = strategy
@@ -67,6 +73,7 @@ class KIPTrainer:
         self._iterator = None
         self._iterator_step = None
         self._sum_fns = {}
+        self._first_calls = FirstCalls(enabled=release_compile_memory)
 
     # ------------------------------------------------------------------ data
     def _dataset_fn(self, start_step: int):
@@ -130,7 +137,8 @@ class KIPTrainer:
             invalid and must not be saved.
         """
         iterator = self._iterator_at(start_step)
-        loss, acc = self._train_loop(iterator, tf.constant(num_steps, tf.int64))
+        with self._first_calls("train"):
+            loss, acc = self._train_loop(iterator, tf.constant(num_steps, tf.int64))
         self._iterator_step = start_step + num_steps
         check_finite(loss, "The KIP loss", start_step + num_steps)
         return float(loss), float(acc)
@@ -192,7 +200,8 @@ class KIPTrainer:
         total = None
         n, step = arrays[0].shape[0], tile * self.replicas
         for i, values in enumerate(self._tiles(arrays, tile)):
-            reduced = [v.numpy() for v in run(values)]
+            with self._first_calls(name):
+                reduced = [v.numpy() for v in run(values)]
             total = reduced if total is None else [a + b for a, b in zip(total, reduced)]
             if progress is not None:
                 progress(min((i + 1) * step, n))

@@ -1,0 +1,159 @@
+"""Handing freed memory back to the operating system (`tfkip.train.memory`): that
+``malloc_trim`` really returns a fragmented heap's free pages, that `trimming` trims while
+its block runs and stops after it, that `KIPTrainer` trims around first calls only, and
+the no-op where the C library has no ``malloc_trim``."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from tfkip import architectures, train
+from tfkip.data import class_balanced_indices, prepare
+from tfkip.kip import KIPAdam, KIPModel
+from tfkip.train import memory
+from tfkip.train.loop import KIPTrainer
+
+glibc = pytest.mark.skipif(
+    memory._malloc_trim() is None, reason="the C library has no malloc_trim (not glibc)"
+)
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@glibc
+def test_release_returns_the_free_pages_of_a_fragmented_heap():
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    # 160 MB in 4 KiB blocks, touched; then free all but every 64th: the heap cannot
+    # shrink (live blocks all over it), so the freed pages stay resident until trimmed.
+    blocks = [libc.malloc(4096) for _ in range(40_000)]
+    for b in blocks:
+        ctypes.memset(b, 1, 4096)
+    kept = blocks[::64]
+    for i, b in enumerate(blocks):
+        if i % 64:
+            libc.free(b)
+    try:
+        before = rss_bytes()
+        assert memory.release_free_memory()
+        returned = before - rss_bytes()
+        assert returned > 100 * 2**20, returned
+    finally:
+        for b in kept:
+            libc.free(b)
+
+
+def fake_trim(monkeypatch):
+    calls = []
+    monkeypatch.setattr(memory, "_malloc_trim", lambda: lambda pad: calls.append(pad) or 1)
+    return calls
+
+
+def test_trimming_trims_while_the_block_runs_and_stops_after(monkeypatch):
+    calls = fake_trim(monkeypatch)
+    with memory.trimming(period=0.02):
+        time.sleep(0.3)
+        during = len(calls)
+        assert any(t.name == "tfkip-malloc-trim" for t in threading.enumerate())
+    assert during >= 5 and all(pad == 0 for pad in calls)
+    assert len(calls) in (during + 1, during + 2)  # a last tick, then the final trim
+    after = len(calls)
+    time.sleep(0.1)
+    assert len(calls) == after
+    assert not any(t.name == "tfkip-malloc-trim" for t in threading.enumerate())
+
+
+def test_trimming_trims_at_the_end_even_when_the_block_raises(monkeypatch):
+    calls = fake_trim(monkeypatch)
+    with pytest.raises(RuntimeError, match="boom"):
+        with memory.trimming(period=10.0):
+            raise RuntimeError("boom")
+    assert calls == [0]
+
+
+def test_without_malloc_trim_everything_is_a_no_op(monkeypatch):
+    monkeypatch.setattr(memory, "_malloc_trim", lambda: None)
+    assert memory.release_free_memory() is False
+    threads = threading.active_count()
+    with memory.trimming(period=0.01):
+        assert threading.active_count() == threads
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("period", [0, -1.0, float("nan")])
+def test_bad_period(period):
+    with pytest.raises(ValueError, match=f"period must be a positive.*Received: {period}"):
+        with memory.trimming(period=period):
+            pass
+
+
+def test_first_calls_trim_once_per_name(monkeypatch):
+    calls = fake_trim(monkeypatch)
+    first_calls = memory.FirstCalls(period=10.0)
+    with first_calls("train"):
+        pass
+    with first_calls("train"):
+        pass
+    assert calls == [0]
+    with first_calls("evaluate"):
+        pass
+    assert calls == [0, 0]
+    off = memory.FirstCalls(enabled=False)
+    with off("train"):
+        pass
+    assert calls == [0, 0]
+
+
+def test_first_call_that_raises_trims_again_next_time(monkeypatch):
+    calls = fake_trim(monkeypatch)
+    first_calls = memory.FirstCalls(period=10.0)
+    with pytest.raises(RuntimeError):
+        with first_calls("train"):
+            raise RuntimeError
+    with first_calls("train"):
+        pass
+    assert calls == [0, 0]
+
+
+def test_trainer_trims_around_its_compiling_calls_only(monkeypatch):
+    data = prepare("mnist_5k")
+    idx = class_balanced_indices(data.labels_train, 1, 0)
+    model = KIPModel(architectures.get("fc", 1), data.x_train[idx], data.y_train[idx])
+    model.compile(optimizer=KIPAdam(0.04))
+    model.optimizer.build(model.trainable_variables)
+    trainer = KIPTrainer(
+        model,
+        train.get_strategy("default"),
+        data.x_train,
+        data.y_train,
+        data.labels_train,
+        100,
+        seed=0,
+    )
+    blocks = []
+
+    @contextlib.contextmanager
+    def recording(period):
+        blocks.append(period)
+        yield
+
+    monkeypatch.setattr(memory, "trimming", recording)
+    trainer.train(0, 1)
+    trainer.train(1, 2)
+    assert blocks == [memory.DEFAULT_PERIOD]  # the compiling call only
+    trainer.evaluate(data.x_test[:50], data.y_test[:50], tile=20)  # 3 tiles, 1 compile
+    assert len(blocks) == 2
+    assert np.isfinite(trainer.train(3, 1)[0])
+    assert len(blocks) == 2
