@@ -11,6 +11,7 @@ import os
 import threading
 import time
 
+import keras
 import numpy as np
 import pytest
 
@@ -157,3 +158,36 @@ def test_trainer_trims_around_its_compiling_calls_only(monkeypatch):
     assert len(blocks) == 2
     assert np.isfinite(trainer.train(3, 1)[0])
     assert len(blocks) == 2
+
+
+def test_keras_callback_trims_during_the_first_batch_of_each_loop(monkeypatch):
+    blocks = []
+
+    @contextlib.contextmanager
+    def recording(period):
+        blocks.append("start")
+        yield
+        blocks.append("end")
+
+    monkeypatch.setattr(memory, "trimming", recording)
+    rng = np.random.default_rng(0)
+    model = KIPModel(
+        architectures.get("fc", 1), rng.standard_normal((4, 8)), np.eye(2)[[0, 0, 1, 1]] - 0.5
+    )
+    model.compile(optimizer=KIPAdam(0.04))
+    xt, yt = rng.standard_normal((12, 8)), np.eye(2)[[0, 1] * 6] - 0.5
+    callback = memory.ReleaseCompileMemory()
+    seen = []
+
+    class Watch(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append((batch, list(blocks)))
+
+    model.fit(xt, yt, batch_size=6, epochs=2, verbose=0, callbacks=[callback, Watch()])
+    # Trimming from the start of fit until the end of its first batch only.
+    assert seen[0] == (0, ["start"])
+    assert all(state == ["start", "end"] for _, state in seen[1:]) and len(seen) == 4
+    model.evaluate(xt, yt, batch_size=6, verbose=0, callbacks=[callback])
+    assert blocks == ["start", "end"] * 2
+    with pytest.raises(ValueError, match="period must be a positive.*Received: 0"):
+        memory.ReleaseCompileMemory(period=0)

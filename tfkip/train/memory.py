@@ -12,8 +12,9 @@ KIP step on 16x16x3 images that garbage is ~0.15 GB of a 1.44 GB peak (XLA's buf
 ``period`` seconds, and once more when the block ends. `KIPTrainer` wraps each compiled
 function's first call in it (`FirstCalls`), so the garbage is returned while the compiler
 runs and before the buffers fill; later calls run untouched (trimming then would only
-cost page faults). Where the C library has no ``malloc_trim`` (not glibc) every function
-here is a no-op.
+cost page faults). For Keras' own loops, `ReleaseCompileMemory` does the same around the
+first batch of ``fit``, ``evaluate`` and ``predict``. Where the C library has no
+``malloc_trim`` (not glibc) every function here is a no-op.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import ctypes.util
 import functools
 import threading
 from collections.abc import Iterator
+
+import keras
 
 DEFAULT_PERIOD = 0.1
 """Seconds between two trims during a compiling call (a trim takes ~1-10 ms)."""
@@ -107,3 +110,32 @@ class FirstCalls:
         with trimming(self.period):
             yield
         self._seen.add(name)
+
+
+class ReleaseCompileMemory(keras.callbacks.Callback):
+    """A Keras callback: `trimming()` during the first batch of each ``fit``, ``evaluate``
+    and ``predict`` call, the one that compiles Keras' step function.
+
+    >>> model.fit(x, y, callbacks=[ReleaseCompileMemory()])  # doctest: +SKIP
+    """
+
+    def __init__(self, period: float = DEFAULT_PERIOD):
+        super().__init__()
+        if not period > 0:
+            raise ValueError(f"period must be a positive number of seconds. Received: {period!r}")
+        self.period = period
+        self._block = None
+
+    def _start(self, logs=None):
+        if self._block is None:
+            self._block = trimming(self.period)
+            self._block.__enter__()
+
+    def _stop(self, batch=None, logs=None):
+        if self._block is not None:
+            block, self._block = self._block, None
+            block.__exit__(None, None, None)
+
+    on_train_begin = on_test_begin = on_predict_begin = _start
+    on_train_batch_end = on_test_batch_end = on_predict_batch_end = _stop
+    on_train_end = on_test_end = on_predict_end = _stop
