@@ -14,12 +14,12 @@ import time
 import keras
 import numpy as np
 import pytest
+from train_testlib import fc1_trainer
 
-from tfkip import architectures, train
-from tfkip.data import class_balanced_indices, prepare
+from tfkip import architectures
+from tfkip.data import prepare
 from tfkip.kip import KIPAdam, KIPModel
 from tfkip.train import memory
-from tfkip.train.loop import KIPTrainer
 
 glibc = pytest.mark.skipif(
     memory._malloc_trim() is None, reason="the C library has no malloc_trim (not glibc)"
@@ -130,19 +130,7 @@ def test_first_call_that_raises_trims_again_next_time(monkeypatch):
 
 def test_trainer_trims_around_its_compiling_calls_only(monkeypatch):
     data = prepare("mnist_5k")
-    idx = class_balanced_indices(data.labels_train, 1, 0)
-    model = KIPModel(architectures.get("fc", 1), data.x_train[idx], data.y_train[idx])
-    model.compile(optimizer=KIPAdam(0.04))
-    model.optimizer.build(model.trainable_variables)
-    trainer = KIPTrainer(
-        model,
-        train.get_strategy("default"),
-        data.x_train,
-        data.y_train,
-        data.labels_train,
-        100,
-        seed=0,
-    )
+    trainer = fc1_trainer(data)
     blocks = []
 
     @contextlib.contextmanager

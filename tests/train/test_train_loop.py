@@ -11,11 +11,11 @@ import types
 import numpy as np
 import pytest
 import tensorflow as tf
-from train_testlib import max_rel, metrics
+from train_testlib import fc1_trainer, max_rel, metrics
 
 from tfkip import architectures, train
 from tfkip.data import class_balanced_indices, prepare
-from tfkip.kip import KIPAdam, KIPModel
+from tfkip.kip import KIPModel
 from tfkip.train.config import DistillConfig
 from tfkip.train.distill import run_distillation
 from tfkip.train.loop import KIPTrainer
@@ -31,19 +31,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def trainer(data):
-    idx = class_balanced_indices(data.labels_train, 1, 0)
-    model = KIPModel(architectures.get("fc", 1), data.x_train[idx], data.y_train[idx])
-    model.compile(optimizer=KIPAdam(0.04))
-    model.optimizer.build(model.trainable_variables)
-    return KIPTrainer(
-        model,
-        train.get_strategy("default"),
-        data.x_train,
-        data.y_train,
-        data.labels_train,
-        100,
-        seed=0,
-    )
+    return fc1_trainer(data)
 
 
 def test_per_replica_step_compiles_with_xla(trainer, data):

@@ -103,3 +103,26 @@ def temp_files(workdir: pathlib.Path) -> list[str]:
         for p in workdir.rglob("*")
         if ".tmp-" in p.name or p.name.endswith("_temp") or "_temp/" in str(p)
     )
+
+
+def fc1_trainer(data, target_batch_size: int = 100, seed: int = 0):
+    """A `KIPTrainer` (default strategy) of FC1 from the natural support of ``data``, one
+    image per class, with Adam(0.04)."""
+    from tfkip import architectures, train
+    from tfkip.data import class_balanced_indices
+    from tfkip.kip import KIPAdam, KIPModel
+    from tfkip.train.loop import KIPTrainer
+
+    idx = class_balanced_indices(data.labels_train, 1, seed)
+    model = KIPModel(architectures.get("fc", 1), data.x_train[idx], data.y_train[idx])
+    model.compile(optimizer=KIPAdam(0.04))
+    model.optimizer.build(model.trainable_variables)
+    return KIPTrainer(
+        model,
+        train.get_strategy("default"),
+        data.x_train,
+        data.y_train,
+        data.labels_train,
+        target_batch_size,
+        seed=seed,
+    )
