@@ -29,7 +29,8 @@ from collections.abc import Iterator
 import keras
 
 DEFAULT_PERIOD = 0.1
-"""Seconds between two trims during a compiling call (a trim takes ~1-10 ms)."""
+"""Seconds between two trims during a compiling call (a trim took 0.9 ms median, 5.6 ms
+at the 90th percentile, during a ConvNet 16x16 KIP run)."""
 
 
 @functools.cache
