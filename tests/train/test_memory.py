@@ -95,9 +95,14 @@ def test_without_malloc_trim_everything_is_a_no_op(monkeypatch):
 
 @pytest.mark.parametrize("period", [0, -1.0, float("nan")])
 def test_bad_period(period):
-    with pytest.raises(ValueError, match=f"period must be a positive.*Received: {period}"):
+    message = f"period must be a positive.*Received: {period}"
+    with pytest.raises(ValueError, match=message):
         with memory.trimming(period=period):
             pass
+    with pytest.raises(ValueError, match=message):
+        memory.FirstCalls(period=period)
+    with pytest.raises(ValueError, match=message):
+        memory.ReleaseCompileMemory(period=period)
 
 
 def test_first_calls_trim_once_per_name(monkeypatch):
@@ -177,5 +182,3 @@ def test_keras_callback_trims_during_the_first_batch_of_each_loop(monkeypatch):
     assert all(state == ["start", "end"] for _, state in seen[1:]) and len(seen) == 4
     model.evaluate(xt, yt, batch_size=6, verbose=0, callbacks=[callback])
     assert blocks == ["start", "end"] * 2
-    with pytest.raises(ValueError, match="period must be a positive.*Received: 0"):
-        memory.ReleaseCompileMemory(period=0)

@@ -46,6 +46,12 @@ def _malloc_trim():
     return trim
 
 
+def _check_period(period: float) -> float:
+    if not period > 0:
+        raise ValueError(f"period must be a positive number of seconds. Received: {period!r}")
+    return period
+
+
 def release_free_memory() -> bool:
     """Returns malloc's free pages to the operating system (``malloc_trim(0)``).
 
@@ -67,8 +73,7 @@ def trimming(period: float = DEFAULT_PERIOD) -> Iterator[None]:
     >>> with trimming():
     ...     loss = trainer.train(0, 1)  # compiles, then runs  # doctest: +SKIP
     """
-    if not period > 0:
-        raise ValueError(f"period must be a positive number of seconds. Received: {period!r}")
+    _check_period(period)
     if _malloc_trim() is None:
         yield
         return
@@ -100,7 +105,7 @@ class FirstCalls:
 
     def __init__(self, enabled: bool = True, period: float = DEFAULT_PERIOD):
         self.enabled = enabled
-        self.period = period
+        self.period = _check_period(period)
         self._seen: set[str] = set()
 
     @contextlib.contextmanager
@@ -122,9 +127,7 @@ class ReleaseCompileMemory(keras.callbacks.Callback):
 
     def __init__(self, period: float = DEFAULT_PERIOD):
         super().__init__()
-        if not period > 0:
-            raise ValueError(f"period must be a positive number of seconds. Received: {period!r}")
-        self.period = period
+        self.period = _check_period(period)
         self._block = None
 
     def _start(self, logs=None):
