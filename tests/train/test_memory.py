@@ -133,36 +133,38 @@ def test_first_call_that_raises_trims_again_next_time(monkeypatch):
     assert calls == [0, 0]
 
 
-def test_trainer_trims_around_its_compiling_calls_only(monkeypatch):
-    data = prepare("mnist_5k")
-    trainer = fc1_trainer(data)
+def record_trimming(monkeypatch) -> list:
+    """Replaces `memory.trimming` by a recorder of its blocks: ``("start", period)`` when
+    one begins, ``"end"`` when it ends."""
     blocks = []
 
     @contextlib.contextmanager
     def recording(period):
-        blocks.append(period)
-        yield
-
-    monkeypatch.setattr(memory, "trimming", recording)
-    trainer.train(0, 1)
-    trainer.train(1, 2)
-    assert blocks == [memory.DEFAULT_PERIOD]  # the compiling call only
-    trainer.evaluate(data.x_test[:50], data.y_test[:50], tile=20)  # 3 tiles, 1 compile
-    assert len(blocks) == 2
-    assert np.isfinite(trainer.train(3, 1)[0])
-    assert len(blocks) == 2
-
-
-def test_keras_callback_trims_during_the_first_batch_of_each_loop(monkeypatch):
-    blocks = []
-
-    @contextlib.contextmanager
-    def recording(period):
-        blocks.append("start")
+        blocks.append(("start", period))
         yield
         blocks.append("end")
 
     monkeypatch.setattr(memory, "trimming", recording)
+    return blocks
+
+
+def test_trainer_trims_around_its_compiling_calls_only(monkeypatch):
+    data = prepare("mnist_5k")
+    trainer = fc1_trainer(data)
+    blocks = record_trimming(monkeypatch)
+    block = [("start", memory.DEFAULT_PERIOD), "end"]
+    trainer.train(0, 1)
+    trainer.train(1, 2)
+    assert blocks == block  # the compiling call only
+    trainer.evaluate(data.x_test[:50], data.y_test[:50], tile=20)  # 3 tiles, 1 compile
+    assert blocks == block * 2
+    assert np.isfinite(trainer.train(3, 1)[0])
+    assert blocks == block * 2
+
+
+def test_keras_callback_trims_during_the_first_batch_of_each_loop(monkeypatch):
+    blocks = record_trimming(monkeypatch)
+    start = ("start", memory.DEFAULT_PERIOD)
     rng = np.random.default_rng(0)
     model = KIPModel(
         architectures.get("fc", 1), rng.standard_normal((4, 8)), np.eye(2)[[0, 0, 1, 1]] - 0.5
@@ -178,7 +180,7 @@ def test_keras_callback_trims_during_the_first_batch_of_each_loop(monkeypatch):
 
     model.fit(xt, yt, batch_size=6, epochs=2, verbose=0, callbacks=[callback, Watch()])
     # Trimming from the start of fit until the end of its first batch only.
-    assert seen[0] == (0, ["start"])
-    assert all(state == ["start", "end"] for _, state in seen[1:]) and len(seen) == 4
+    assert seen[0] == (0, [start])
+    assert all(state == [start, "end"] for _, state in seen[1:]) and len(seen) == 4
     model.evaluate(xt, yt, batch_size=6, verbose=0, callbacks=[callback])
-    assert blocks == ["start", "end"] * 2
+    assert blocks == [start, "end"] * 2
