@@ -9,8 +9,9 @@ guarantee (other test modules run TensorFlow first). Run as
 It splits the CPU into 2 logical devices, then for each architecture (FC1, and Conv
 depth 1 + Flatten) and each strategy ('default', 'mirrored' over the 2 devices) builds a
 `KIPModel` (images and labels learned) under the strategy, runs 20 KIP steps with
-`KIPTrainer` (two host calls of 10), and stores the support set, the train loss, the KRR
-test evaluation (before and after) and Label Solve over part of the train split.
+`KIPTrainer` (two host calls of 10; for FC1 under 'mirrored' also with the `tf.data`
+target pipeline), and stores the support set, the train loss, the KRR test evaluation
+(before and after) and Label Solve over part of the train split.
 
 The conv case uses mnist_5k with ZCA whitening. Without it, MNIST's constant background
 makes 3x3 patches of different images *identical*, i.e. at angle 0, where the ReLU NTK is
@@ -46,7 +47,7 @@ ARCHITECTURES = {"fc": ("fc", 1, 100, False), "conv": ("conv", 1, 20, True)}
 N_TEST, EVAL_TILE, N_LS, LS_TILE = 300, 64, 600, 128
 
 
-def run(strategy, data, arch: str) -> dict[str, np.ndarray]:
+def run(strategy, data, arch: str, target_pipeline: str = "auto") -> dict[str, np.ndarray]:
     name, depth, target, _ = ARCHITECTURES[arch]
     net = architectures.get(name, depth)
     idx = class_balanced_indices(data.labels_train, 1, seed=0)
@@ -55,7 +56,14 @@ def run(strategy, data, arch: str) -> dict[str, np.ndarray]:
         model.compile(optimizer=KIPAdam(0.04))
         model.optimizer.build(model.trainable_variables)
     trainer = KIPTrainer(
-        model, strategy, data.x_train, data.y_train, data.labels_train, target, seed=0
+        model,
+        strategy,
+        data.x_train,
+        data.y_train,
+        data.labels_train,
+        target,
+        seed=0,
+        target_pipeline=target_pipeline,
     )
     x_test, y_test = data.x_test[:N_TEST], data.y_test[:N_TEST]
     before = trainer.evaluate(x_test, y_test, EVAL_TILE)
@@ -86,6 +94,9 @@ def main(out: str) -> None:
             for key, value in run(strategy, data, arch).items():
                 results[f"{arch}/{name}/{key}"] = value
             print(f"{arch} {name}: {time.perf_counter() - start:.1f} s", flush=True)
+    # The tf.data pipeline (TPU's default) under 2 replicas: the same batches per replica.
+    for key, value in run(strategies["mirrored"], prepared[False], "fc", "dataset").items():
+        results[f"fc/mirrored_dataset/{key}"] = value
     results["logical_cpus"] = np.array(len(tf.config.list_logical_devices("CPU")))
     np.savez(out, **results)
 

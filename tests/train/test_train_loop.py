@@ -52,6 +52,37 @@ def test_training_loop_runs_and_continues(trainer):
     assert trainer.model.optimizer.iterations.numpy() == 6
 
 
+def test_in_step_and_dataset_targets_train_the_same_bit_for_bit(data):
+    runs = {}
+    for pipeline in ("in_step", "dataset"):
+        trainer = fc1_trainer(data, target_pipeline=pipeline)
+        assert trainer.target_pipeline == pipeline
+        losses = [trainer.train(0, 3), trainer.train(3, 2)]
+        runs[pipeline] = (losses, trainer.model.support_images.numpy())
+    assert runs["in_step"][0] == runs["dataset"][0]
+    np.testing.assert_array_equal(runs["in_step"][1], runs["dataset"][1])
+    # The steps really moved the support set.
+    assert not np.array_equal(runs["in_step"][1], fc1_trainer(data).model.support_images)
+
+
+def test_in_step_targets_are_the_sampler_batches(data):
+    """A step's target batch is ``pool[sampler.indices(step)]``: the loss of step 7 equals
+    the compiled step's loss on that batch."""
+    trainer = fc1_trainer(data)
+    assert trainer.target_pipeline == "in_step"  # "auto" off TPU
+    idx = trainer.sampler.indices(7).numpy()
+    expected, _, _ = trainer._replica_grads(
+        tf.constant(data.x_train[idx]), tf.constant(data.y_train[idx])
+    )
+    loss, _ = trainer.train(7, 1)
+    assert loss == float(expected)
+
+
+def test_bad_target_pipeline(data):
+    with pytest.raises(ValueError, match=r"target_pipeline must be one of .*'tf.data'"):
+        fc1_trainer(data, target_pipeline="tf.data")
+
+
 def test_bad_strategy_name():
     with pytest.raises(ValueError, match=r"Unknown strategy.*strategy='mirored'"):
         train.get_strategy("mirored")

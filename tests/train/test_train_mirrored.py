@@ -47,6 +47,15 @@ def test_distilled_set_after_20_steps(results, arch):
     )
 
 
+def test_dataset_target_pipeline_gives_each_replica_the_same_shard(results):
+    """2 replicas, FC1: the tf.data pipeline (TPU's default) and the in-step gather train
+    the same support set, bit for bit."""
+    for key in ("images", "labels", "train"):
+        np.testing.assert_array_equal(
+            results[f"fc/mirrored_dataset/{key}"], results[f"fc/mirrored/{key}"], err_msg=key
+        )
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_test_evaluation(results, arch):
     for key in ("eval_before", "eval_after"):

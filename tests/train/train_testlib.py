@@ -105,9 +105,9 @@ def temp_files(workdir: pathlib.Path) -> list[str]:
     )
 
 
-def fc1_trainer(data, target_batch_size: int = 100, seed: int = 0):
+def fc1_trainer(data, target_batch_size: int = 100, seed: int = 0, **trainer_kwargs):
     """A `KIPTrainer` (default strategy) of FC1 from the natural support of ``data``, one
-    image per class, with Adam(0.04)."""
+    image per class, with Adam(0.04); ``trainer_kwargs`` go to `KIPTrainer`."""
     from tfkip import architectures, train
     from tfkip.data import class_balanced_indices
     from tfkip.kip import KIPAdam, KIPModel
@@ -125,4 +125,5 @@ def fc1_trainer(data, target_batch_size: int = 100, seed: int = 0):
         data.labels_train,
         target_batch_size,
         seed=seed,
+        **trainer_kwargs,
     )

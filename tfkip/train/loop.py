@@ -2,8 +2,8 @@
 
 One host call runs ``steps_per_loop`` KIP steps inside a single `tf.function`
 (``for _ in tf.range(n)``), as TPU training needs. Per step, every replica takes its
-shard of the global class-balanced target batch (from `distribute_datasets_from_function`),
-runs the shared per-step computation `KIPModel.kip_gradients` compiled with XLA
+shard of the global class-balanced target batch ``TargetSampler.indices(step)``, runs
+the shared per-step computation `KIPModel.kip_gradients` compiled with XLA
 (``jit_compile=True``), with its loss scaled by ``1 / replicas``, and applies the
 gradients through the Keras optimizer, whose all-reduce (a sum, outside XLA) makes the
 applied gradient equal the single-device gradient of the global-batch mean loss.
@@ -12,6 +12,21 @@ Evaluation (KRR on the test split) and Label Solve's accumulation over the targe
 are distributed the same way: each replica takes a tile, computes additive statistics
 (squared error, correct count; ``K_st K_ts``, ``K_st y_t``), and they are summed across
 replicas.
+
+Where the target batch is gathered (``target_pipeline``):
+
+* ``"in_step"`` (the default except on TPU): inside the loop, on the host, right before
+  the step that uses it: the sampler's indices and a `tf.gather` from the pool. The
+  batch is written by the thread that then reads it, while it is hot in cache, and no
+  input thread competes with the step for the cores or the caches. On a 2-core CPU an
+  FC1 float64 step (1,000 targets) is 2-11% faster than with the `tf.data` pipeline,
+  which gathers the same batch on another thread (A/B in one process, three runs:
+  3.06 vs 3.42 ms, 4.41 vs 4.66 ms, 3.66 vs 3.72 ms per step).
+* ``"dataset"`` (the default on TPU): a `tf.data` pipeline
+  (`distribute_datasets_from_function`, two batches prefetched) whose elements are the
+  replicas' shards, fed to the accelerator while it computes.
+
+Both give the same batches, so the same training, bit for bit.
 """
 
 from __future__ import annotations
@@ -39,6 +54,10 @@ class KIPTrainer:
       target_batch_size: global target batch (class-balanced; divisible by replicas).
       seed: target sampling seed; batch ``t`` depends only on ``(seed, t)``.
       jit_compile: compile the per-replica step with XLA.
+      target_pipeline: ``"in_step"``, ``"dataset"`` or ``"auto"`` (``"dataset"`` under
+        a `tf.distribute.TPUStrategy`, else ``"in_step"``): where each step's target
+        batch is gathered (see the module docstring). The batches, and so the training,
+        are the same either way.
       release_compile_memory: during the first (compiling) call of the training loop,
         of evaluation and of Label Solve, hand the memory XLA's compiler frees back to
         the operating system (`tfkip.train.memory`): lowers the peak RSS of a ConvNet
@@ -56,6 +75,7 @@ class KIPTrainer:
         seed: int,
         jit_compile: bool = True,
         release_compile_memory: bool = True,
+        target_pipeline: str = "auto",
     ):
         self.model = model
         self.strategy = strategy
@@ -65,6 +85,8 @@ class KIPTrainer:
         self.x_train = np.asarray(x_train, dtype=model.dtype)
         self.y_train = np.asarray(y_train, dtype=model.dtype)
         self.jit_compile = jit_compile
+        self.target_pipeline = resolve_target_pipeline(target_pipeline, strategy)
+        self._pool = None
         scale = 1.0 / self.replicas
         self._replica_grads = tf.function(
             lambda x, y: model.kip_gradients(x, y, loss_scale=scale), jit_compile=jit_compile
@@ -114,13 +136,27 @@ class KIPTrainer:
         self.model.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
         return loss, accuracy
 
-    def _loop(self, iterator, num_steps):
+    def _sampled_replica_step(self, indices):
+        """`_replica_step` on this replica's shard of the global batch ``pool[indices]``."""
+        x_pool, y_pool = self._pool
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        begin = tf.cast(replica, tf.int32) * self.per_replica
+        shard = tf.slice(indices, [begin], [self.per_replica])
+        with tf.device(x_pool.device):  # gather on the host, copy only the batch
+            x, y = tf.gather(x_pool, shard), tf.gather(y_pool, shard)
+        return self._replica_step(x, y)
+
+    def _loop(self, iterator, start_step, num_steps):
         dtype = self.model.dtype
         total_loss = tf.constant(0.0, dtype)
         total_acc = tf.constant(0.0, dtype)
-        for _ in tf.range(num_steps):
-            x, y = next(iterator)
-            loss, acc = self.strategy.run(self._replica_step, args=(x, y))
+        for step in tf.range(start_step, start_step + num_steps):
+            if iterator is None:
+                indices = self.sampler.indices(step)
+                loss, acc = self.strategy.run(self._sampled_replica_step, args=(indices,))
+            else:
+                x, y = next(iterator)
+                loss, acc = self.strategy.run(self._replica_step, args=(x, y))
             total_loss += self.strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None)
             total_acc += self.strategy.reduce(tf.distribute.ReduceOp.MEAN, acc, axis=None)
         n = tf.cast(num_steps, dtype)
@@ -136,9 +172,16 @@ class KIPTrainer:
             not be factorised even with the jitter retry); the support set is then
             invalid and must not be saved.
         """
-        iterator = self._iterator_at(start_step)
+        if self.target_pipeline == "dataset":
+            iterator = self._iterator_at(start_step)
+        else:
+            iterator = None
+            if self._pool is None:
+                self._pool = (tf.constant(self.x_train), tf.constant(self.y_train))
         with self._first_calls("train"):
-            loss, acc = self._train_loop(iterator, tf.constant(num_steps, tf.int64))
+            loss, acc = self._train_loop(
+                iterator, tf.constant(start_step, tf.int64), tf.constant(num_steps, tf.int64)
+            )
         self._iterator_step = start_step + num_steps
         check_finite(loss, "The KIP loss", start_step + num_steps)
         return float(loss), float(acc)
@@ -253,3 +296,21 @@ class KIPTrainer:
         solved = solve_labels(k_ss, tf.constant(gram), tf.constant(rhs), reg).numpy()
         check_finite(solved, "The solved labels")
         return solved
+
+
+TARGET_PIPELINES = ("auto", "in_step", "dataset")
+
+
+def resolve_target_pipeline(target_pipeline: str, strategy: tf.distribute.Strategy) -> str:
+    """``"in_step"`` or ``"dataset"``: ``target_pipeline``, with ``"auto"`` resolved for
+    ``strategy`` (``"dataset"`` on TPU, where the host feeds the accelerator while it
+    computes; ``"in_step"`` elsewhere)."""
+    if target_pipeline not in TARGET_PIPELINES:
+        raise ValueError(
+            f"target_pipeline must be one of {TARGET_PIPELINES}. "
+            f"Received: target_pipeline={target_pipeline!r}."
+        )
+    if target_pipeline != "auto":
+        return target_pipeline
+    tpu = (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy)
+    return "dataset" if isinstance(strategy, tpu) else "in_step"
