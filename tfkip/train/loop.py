@@ -177,7 +177,8 @@ class KIPTrainer:
         else:
             iterator = None
             if self._pool is None:
-                self._pool = (tf.constant(self.x_train), tf.constant(self.y_train))
+                with tf.device("CPU:0"):  # host memory, whatever the replicas' devices
+                    self._pool = (tf.constant(self.x_train), tf.constant(self.y_train))
         with self._first_calls("train"):
             loss, acc = self._train_loop(
                 iterator, tf.constant(start_step, tf.int64), tf.constant(num_steps, tf.int64)
