@@ -19,9 +19,9 @@ Where the target batch is gathered (``target_pipeline``):
   the step that uses it: the sampler's indices and a `tf.gather` from the pool. The
   batch is written by the thread that then reads it, while it is hot in cache, and no
   input thread competes with the step for the cores or the caches. On a 2-core CPU an
-  FC1 float64 step (1,000 targets) is 2-11% faster than with the `tf.data` pipeline,
-  which gathers the same batch on another thread (A/B in one process, three runs:
-  3.06 vs 3.42 ms, 4.41 vs 4.66 ms, 3.66 vs 3.72 ms per step).
+  FC1 float64 step (1,000 targets) is 2-25% faster (median 10%) than with the `tf.data`
+  pipeline, which gathers the same batch on another thread (A/B in one process, five
+  runs: 3.06 vs 3.42, 4.41 vs 4.66, 3.66 vs 3.72, 3.24 vs 3.60, 2.83 vs 3.76 ms per step).
 * ``"dataset"`` (the default on TPU): a `tf.data` pipeline
   (`distribute_datasets_from_function`, two batches prefetched) whose elements are the
   replicas' shards, fed to the accelerator while it computes.
