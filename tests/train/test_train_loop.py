@@ -18,7 +18,7 @@ from tfkip.data import class_balanced_indices, prepare
 from tfkip.kip import KIPModel
 from tfkip.train.config import DistillConfig
 from tfkip.train.distill import run_distillation
-from tfkip.train.loop import KIPTrainer
+from tfkip.train.loop import KIPTrainer, resolve_target_pipeline
 from tfkip.train.workdir import ConfigMismatchError
 
 TINY = dict(target_batch_size=100, eval_every=2, checkpoint_every=2, steps_per_loop=2)
@@ -81,6 +81,16 @@ def test_in_step_targets_are_the_sampler_batches(data):
 def test_bad_target_pipeline(data):
     with pytest.raises(ValueError, match=r"target_pipeline must be one of .*'tf.data'"):
         fc1_trainer(data, target_pipeline="tf.data")
+
+
+def test_auto_target_pipeline_is_the_dataset_on_tpu_only():
+    default = train.get_strategy("default")
+    # A TPUStrategy cannot be built without a TPU; resolution only looks at the type.
+    tpu = object.__new__(tf.distribute.TPUStrategy)
+    assert resolve_target_pipeline("auto", default) == "in_step"
+    assert resolve_target_pipeline("auto", tpu) == "dataset"
+    assert resolve_target_pipeline("in_step", tpu) == "in_step"
+    assert resolve_target_pipeline("dataset", default) == "dataset"
 
 
 def test_bad_strategy_name():
