@@ -65,10 +65,9 @@ def test_in_step_and_dataset_targets_train_the_same_bit_for_bit(data):
     assert not np.array_equal(runs["in_step"][1], fc1_trainer(data).model.support_images)
 
 
-def test_in_step_targets_are_the_sampler_batches(data):
+def test_in_step_targets_are_the_sampler_batches(trainer, data):
     """A step's target batch is ``pool[sampler.indices(step)]``: the loss of step 7 equals
-    the compiled step's loss on that batch."""
-    trainer = fc1_trainer(data)
+    the compiled step's loss on that batch (before the step moves the support)."""
     assert trainer.target_pipeline == "in_step"  # "auto" off TPU
     idx = trainer.sampler.indices(7).numpy()
     expected, _, _ = trainer._replica_grads(
