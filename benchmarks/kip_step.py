@@ -149,7 +149,8 @@ def step_on_gathered_batch(trainer, first_step: int, count: int) -> float:
     """Median seconds of one KIP step timed as NT's script times its steps: the target
     batch is gathered before the clock starts; one call of the step, ended by reading the
     loss back. The loop's figure includes gathering each batch from the pool; this one
-    does not (the first, tracing call is not counted)."""
+    does not, but it pays TensorFlow's overhead of one `tf.function` call per step, which
+    the loop spreads over its steps (the first, tracing call is not counted)."""
     import tensorflow as tf
 
     x_pool, y_pool = tf.constant(trainer.x_train), tf.constant(trainer.y_train)
@@ -384,8 +385,9 @@ def print_gathered_table(rows, nt_shown):
         return
     print(
         "\nThe same steps timed as NT's script times its own: one step per call on a target "
-        "batch gathered\nbefore the clock starts (the loop above also gathers each batch from "
-        "the pool). Fast cases only.\n"
+        "batch gathered\nbefore the clock starts. Fast cases only. The loop above also gathers "
+        "each batch, but runs\nmany steps per call: this figure instead carries TensorFlow's "
+        "cost of one call per step.\n"
     )
     if nt_shown:
         print("| case | tfkip s/step | NT s/step | tfkip / NT |\n| --- | ---: | ---: | ---: |")
