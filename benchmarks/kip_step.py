@@ -153,7 +153,7 @@ def step_on_gathered_batch(trainer, first_step: int, count: int) -> float:
     the loop spreads over its steps (the first, tracing call is not counted)."""
     import tensorflow as tf
 
-    x_pool, y_pool = tf.constant(trainer.x_train), tf.constant(trainer.y_train)
+    x_pool, y_pool = trainer._target_pool()
     one_step = tf.function(trainer._replica_step)
     times = []
     for step in range(first_step, first_step + count + 1):
@@ -362,24 +362,18 @@ def print_gathered_table(rows, nt_shown):
     """tfkip's step timed as NT times its own (batch gathered before the clock starts)."""
     lines = []
     for row in rows:
-        by_round = {}
+        # Each side's figure under one key, so `aggregate` pairs them round by round.
+        results = []
         for res in row["results"]:
             key = "step_on_gathered_batch_s" if res["side"] == "tfkip" else "median_step_s"
             if res.get(key) is not None:
-                by_round.setdefault(res["round"], {})[res["side"]] = res[key]
-        tk = [t["tfkip"] for t in by_round.values() if "tfkip" in t]
-        if not tk:
+                results.append({**res, "nt_convention_s": res[key]})
+        gathered = _baseline.aggregate(row["case"], results, "nt_convention_s")
+        if gathered["tfkip"]["seconds"] is None:
             continue
-        text = f"| {row['case']} | {statistics.median(tk):.4f} |"
+        text = f"| {row['case']} | {_baseline.fmt_seconds(gathered['tfkip'])} |"
         if nt_shown:
-            ratios = [t["tfkip"] / t["nt"] for t in by_round.values() if len(t) == 2]
-            nt = [t["nt"] for t in by_round.values() if "nt" in t]
-            text += f" {statistics.median(nt):.4f} |" if nt else " - |"
-            if ratios:
-                spread = f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
-                text += f" {statistics.median(ratios):.2f}{spread} |"
-            else:
-                text += " - |"
+            text += f" {_baseline.fmt_seconds(gathered['nt'])} | {_baseline.fmt_ratio(gathered)} |"
         lines.append(text)
     if not lines:
         return

@@ -19,10 +19,10 @@ Where the target batch is gathered (``target_pipeline``):
   the step that uses it: the sampler's indices and a `tf.gather` from the pool (a host
   constant). No input thread runs beside the step, competing with it for the cores, the
   caches and the memory bandwidth (a 1,000-image float64 batch is 6.3 MB of random pool
-  rows). On a 2-core CPU an
-  FC1 float64 step (1,000 targets) is 2-25% faster (median 10%) than with the `tf.data`
-  pipeline, which gathers the same batch on another thread (A/B in one process, five
-  runs: 3.06 vs 3.42, 4.41 vs 4.66, 3.66 vs 3.72, 3.24 vs 3.60, 2.83 vs 3.76 ms per step).
+  rows). On a 2-core CPU an FC1 float64 step (1,000 targets) is 2-25% faster (median
+  10%) than with the `tf.data` pipeline, which gathers the same batch on another thread
+  (A/B in one process, five runs: 3.06 vs 3.42, 4.41 vs 4.66, 3.66 vs 3.72, 3.24 vs
+  3.60, 2.83 vs 3.76 ms per step).
 * ``"dataset"`` (the default on TPU): a `tf.data` pipeline
   (`distribute_datasets_from_function`, two batches prefetched) whose elements are the
   replicas' shards, fed to the accelerator while it computes.
@@ -99,8 +99,16 @@ class KIPTrainer:
         self._first_calls = FirstCalls(enabled=release_compile_memory)
 
     # ------------------------------------------------------------------ data
+    def _target_pool(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """The target pool ``(x, y)`` as tensors in host memory, created once (both
+        target pipelines gather from it)."""
+        if self._pool is None:
+            with tf.device("CPU:0"):  # host memory, whatever the replicas' devices
+                self._pool = (tf.constant(self.x_train), tf.constant(self.y_train))
+        return self._pool
+
     def _dataset_fn(self, start_step: int):
-        x, y = tf.constant(self.x_train), tf.constant(self.y_train)
+        x, y = self._target_pool()
         sampler, per_replica = self.sampler, self.per_replica
 
         def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
@@ -108,10 +116,7 @@ class KIPTrainer:
             first = context.input_pipeline_id * local
 
             def shard(step, r):
-                idx = sampler.indices(step)
-                idx = idx[(first + r) * per_replica : (first + r + 1) * per_replica]
-                idx.set_shape([per_replica])
-                return tf.gather(x, idx), tf.gather(y, idx)
+                return gather_shard(x, y, sampler.indices(step), first + r, per_replica)
 
             # Element k is replica k % local's shard of step k // local: one flat `map`
             # (a `flat_map` over replicas costs ~10% of an FC1 step on CPU).
@@ -139,12 +144,12 @@ class KIPTrainer:
 
     def _sampled_replica_step(self, indices):
         """`_replica_step` on this replica's shard of the global batch ``pool[indices]``."""
-        x_pool, y_pool = self._pool
+        x_pool, y_pool = self._target_pool()
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        begin = tf.cast(replica, tf.int32) * self.per_replica
-        shard = tf.slice(indices, [begin], [self.per_replica])
         with tf.device(x_pool.device):  # gather on the host, copy only the batch
-            x, y = tf.gather(x_pool, shard), tf.gather(y_pool, shard)
+            x, y = gather_shard(
+                x_pool, y_pool, indices, tf.cast(replica, tf.int32), self.per_replica
+            )
         return self._replica_step(x, y)
 
     def _loop(self, iterator, start_step, num_steps):
@@ -152,7 +157,7 @@ class KIPTrainer:
         total_loss = tf.constant(0.0, dtype)
         total_acc = tf.constant(0.0, dtype)
         for step in tf.range(start_step, start_step + num_steps):
-            if iterator is None:
+            if self.target_pipeline == "in_step":
                 indices = self.sampler.indices(step)
                 loss, acc = self.strategy.run(self._sampled_replica_step, args=(indices,))
             else:
@@ -173,13 +178,7 @@ class KIPTrainer:
             not be factorised even with the jitter retry); the support set is then
             invalid and must not be saved.
         """
-        if self.target_pipeline == "dataset":
-            iterator = self._iterator_at(start_step)
-        else:
-            iterator = None
-            if self._pool is None:
-                with tf.device("CPU:0"):  # host memory, whatever the replicas' devices
-                    self._pool = (tf.constant(self.x_train), tf.constant(self.y_train))
+        iterator = self._iterator_at(start_step) if self.target_pipeline == "dataset" else None
         with self._first_calls("train"):
             loss, acc = self._train_loop(
                 iterator, tf.constant(start_step, tf.int64), tf.constant(num_steps, tf.int64)
@@ -298,6 +297,13 @@ class KIPTrainer:
         solved = solve_labels(k_ss, tf.constant(gram), tf.constant(rhs), reg).numpy()
         check_finite(solved, "The solved labels")
         return solved
+
+
+def gather_shard(x_pool, y_pool, indices, replica, per_replica: int):
+    """Replica ``replica``'s rows ``[replica * per_replica, (replica + 1) * per_replica)``
+    of the global batch ``(x_pool[indices], y_pool[indices])``."""
+    shard = tf.slice(indices, [replica * per_replica], [per_replica])
+    return tf.gather(x_pool, shard), tf.gather(y_pool, shard)
 
 
 TARGET_PIPELINES = ("auto", "in_step", "dataset")
