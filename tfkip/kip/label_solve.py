@@ -64,6 +64,7 @@ def label_solve(
         lambda xc, yc: label_solve_statistics(kernel_fn, x_support, xc, yc, kernel, batch_size),
         jit_compile=True,
         reduce_retracing=True,
+        autograph=False,
     )
     gram = rhs = None
     for start in range(0, n_t, chunk):

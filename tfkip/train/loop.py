@@ -1,7 +1,7 @@
 """The distributed KIP custom training loop (any `tf.distribute` strategy).
 
 One host call runs ``steps_per_loop`` KIP steps inside a single `tf.function`
-(``for _ in tf.range(n)``), as TPU training needs. Per step, every replica takes its
+(a `tf.while_loop`), as TPU training needs. Per step, every replica takes its
 shard of the global class-balanced target batch ``TargetSampler.indices(step)``, runs
 the shared per-step computation `KIPModel.kip_gradients` compiled with XLA
 (``jit_compile=True``), with its loss scaled by ``1 / replicas``, and applies the
@@ -90,9 +90,11 @@ class KIPTrainer:
         self._pool = None
         scale = 1.0 / self.replicas
         self._replica_grads = tf.function(
-            lambda x, y: model.kip_gradients(x, y, loss_scale=scale), jit_compile=jit_compile
+            lambda x, y: model.kip_gradients(x, y, loss_scale=scale),
+            jit_compile=jit_compile,
+            autograph=False,
         )
-        self._train_loop = tf.function(self._loop)
+        self._train_loop = tf.function(self._loop, autograph=False)
         self._iterator = None
         self._iterator_step = None
         self._sum_fns = {}
@@ -153,19 +155,32 @@ class KIPTrainer:
         return self._replica_step(x, y)
 
     def _loop(self, iterator, start_step, num_steps):
-        dtype = self.model.dtype
-        total_loss = tf.constant(0.0, dtype)
-        total_acc = tf.constant(0.0, dtype)
-        for step in tf.range(start_step, start_step + num_steps):
+        """Steps ``start_step .. start_step + num_steps - 1``; their mean (loss, accuracy).
+
+        An explicit `tf.while_loop`, traced without AutoGraph (``autograph=False``): the
+        step code has no data-dependent Python control flow, and AutoGraph's conversion
+        of it (the kernel recursions, the Keras optimizer) took longer than the trace.
+        """
+        strategy = self.strategy
+
+        def mean(value):
+            return strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+
+        def body(step, total_loss, total_acc):
             if self.target_pipeline == "in_step":
                 indices = self.sampler.indices(step)
-                loss, acc = self.strategy.run(self._sampled_replica_step, args=(indices,))
+                loss, acc = strategy.run(self._sampled_replica_step, args=(indices,))
             else:
                 x, y = next(iterator)
-                loss, acc = self.strategy.run(self._replica_step, args=(x, y))
-            total_loss += self.strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None)
-            total_acc += self.strategy.reduce(tf.distribute.ReduceOp.MEAN, acc, axis=None)
-        n = tf.cast(num_steps, dtype)
+                loss, acc = strategy.run(self._replica_step, args=(x, y))
+            return step + 1, total_loss + mean(loss), total_acc + mean(acc)
+
+        zero = tf.constant(0.0, self.model.dtype)
+        end = start_step + num_steps
+        _, total_loss, total_acc = tf.while_loop(
+            lambda step, *_: step < end, body, (start_step, zero, zero)
+        )
+        n = tf.cast(num_steps, self.model.dtype)
         return total_loss / n, total_acc / n
 
     def train(self, start_step: int, num_steps: int) -> tuple[float, float]:
@@ -217,7 +232,7 @@ class KIPTrainer:
         """
         if name not in self._sum_fns:
             model, strategy = self.model, self.strategy
-            compiled = tf.function(fn, jit_compile=self.jit_compile)
+            compiled = tf.function(fn, jit_compile=self.jit_compile, autograph=False)
 
             def replica_fn(*values):
                 # Variables are read outside XLA and passed in: a jit-compiled function may
@@ -232,7 +247,7 @@ class KIPTrainer:
                     for v in tf.nest.flatten(per_replica)
                 ]
 
-            self._sum_fns[name] = tf.function(run)
+            self._sum_fns[name] = tf.function(run, autograph=False)
         return self._sum_fns[name]
 
     def _sum_over(self, name: str, fn, arrays, tile: int, progress=None):
