@@ -153,15 +153,15 @@ def step_on_gathered_batch(trainer, first_step: int, count: int) -> float:
     the loop spreads over its steps (the first, tracing call is not counted)."""
     import tensorflow as tf
 
-    x_pool, y_pool = trainer._target_pool()
+    pool = trainer._target_pool()
     one_step = tf.function(trainer._replica_step)
     times = []
     for step in range(first_step, first_step + count + 1):
         idx = trainer.sampler.indices(step)
-        x, y = tf.gather(x_pool, idx), tf.gather(y_pool, idx)
-        float(x[0, 0, 0, 0])  # the batch is ready
+        batch = [tf.gather(p, idx) for p in pool]  # images, labels (and target variances)
+        float(batch[0][0, 0, 0, 0])  # the batch is ready
         start = time.perf_counter()
-        loss, _ = one_step(x, y)
+        loss, _ = one_step(*batch)
         float(loss)
         times.append(time.perf_counter() - start)
     return statistics.median(times[1:])

@@ -48,6 +48,46 @@ def test_equals_the_two_kernel_fn_calls(name, batch_size):
         np.testing.assert_array_equal(got_ss, got_ss.T)
 
 
+@pytest.mark.parametrize("batch_size", [None, 2], ids=["whole", "b2"])
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_precomputed_target_variances_give_the_same_kernels_and_gradient(name, batch_size):
+    """``target_variances`` (the targets' `self_variances`, e.g. gathered from a pool
+    cache) replaces the targets' self pass: same kernels and support gradient, on the
+    two-call path (fc, conv) and the zipped pairs (convnet, myrtle), whole and tiled."""
+    net = architectures.get(name, DEPTHS[name])
+    x_s, x_t = _inputs(name)
+    pool = tf.concat([x_t, _inputs(name, seed=1)[1]], 0)  # computed on a larger pool
+    cached = [v[:3] for v in net.self_variances(pool)]
+    results = []
+    for variances in (None, cached):
+        with tf.GradientTape() as tape:
+            tape.watch(x_s)
+            k_ss, k_ts = net.kip_kernel_fn(
+                x_s, x_t, batch_size=batch_size, target_variances=variances
+            )
+            loss = tf.reduce_sum(tf.sin(k_ts)) + tf.reduce_sum(k_ss**2)
+        results.append([k_ss.numpy(), k_ts.numpy(), tape.gradient(loss, x_s).numpy()])
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+
+
+def test_bad_target_variances_are_named():
+    net = architectures.get("convnet", DEPTHS["convnet"])
+    x_s, x_t = _inputs("convnet")
+    variances = net.self_variances(x_t)
+    assert [v.shape.as_list() for v in variances] == [[3, 8, 8], [3, 8, 8], [3, 4, 4]]
+    with pytest.raises(
+        ValueError, match=r"must be a list of 3 tensors .* Received: 1 of shapes \[\[3, 8, 8\]\]"
+    ):
+        net.kip_kernel_fn(x_s, x_t, target_variances=variances[:1])
+    with pytest.raises(ValueError, match=r"Received: a tensor of shape \[3, 8, 8\]"):
+        net.kip_kernel_fn(x_s, x_t, target_variances=variances[0])
+    with pytest.raises(
+        ValueError, match=r"target_variances\[2\] must have shape \[3, 4, 4\].*\[3, 4, 2\]"
+    ):
+        net.kip_kernel_fn(x_s, x_t, target_variances=[*variances[:2], variances[2][..., :2]])
+
+
 @pytest.mark.parametrize("name", ["conv", "convnet"])
 def test_a_target_equal_to_a_support_image_is_a_cross_pair(name):
     """Only support pairs (i, i) get the exact self-kernel treatment, as in `kernel_fn`:

@@ -37,12 +37,47 @@ def trainer(data):
 def test_per_replica_step_compiles_with_xla(trainer, data):
     assert trainer.jit_compile
     x, y = tf.constant(data.x_train[:100]), tf.constant(data.y_train[:100])
-    hlo = trainer._replica_grads.experimental_get_compiler_ir(x, y)(stage="hlo")
+    batch = (x, y, *trainer.model.target_variances(x))
+    hlo = trainer._replica_grads.experimental_get_compiler_ir(*batch)(stage="hlo")
     assert "HloModule" in hlo
     assert 'op_type="Cholesky"' in hlo  # the solve is inside the compiled program
     assert "f64[10,28,28,1]" in hlo  # the support-image gradient is part of the program
-    loss, accuracy, grads = trainer._replica_grads(x, y)
+    loss, accuracy, grads = trainer._replica_grads(*batch)
     assert np.isfinite(float(loss)) and grads[0].shape == (10, 28, 28, 1)
+
+
+def test_default_strategy_fuses_the_update_into_the_step(data):
+    """Under the default strategy the optimizer's update runs in the step's XLA program:
+    same training as the update outside XLA (to rounding), one program per step."""
+    runs = {}
+    for fuse in (True, False):
+        trainer = fc1_trainer(data, fuse_update=None if fuse else False)
+        assert trainer.fuse_update is fuse
+        losses = [trainer.train(0, 3), trainer.train(3, 2)]
+        assert trainer.model.optimizer.iterations.numpy() == 5
+        runs[fuse] = (np.array(losses), trainer.model.support_images.numpy())
+    np.testing.assert_allclose(runs[True][0], runs[False][0], rtol=1e-12)
+    assert max_rel(runs[True][1], runs[False][1]) <= 1e-12
+    with pytest.raises(ValueError, match=r"fuse_update=True needs jit_compile=True"):
+        fc1_trainer(data, fuse_update=True, jit_compile=False)
+
+
+def test_cached_target_variances_train_as_computed_ones(data):
+    """FC1's target variances come from the pool cache by default; the training equals
+    computing them in every step (to rounding)."""
+    runs = {}
+    for cache in (None, False):
+        trainer = fc1_trainer(data, cache_target_variances=cache)
+        assert trainer.cache_target_variances is (cache is None)
+        assert len(trainer._target_pool()) == (3 if cache is None else 2)
+        losses = [trainer.train(0, 3), trainer.train(3, 2)]
+        runs[cache] = (np.array(losses), trainer.model.support_images.numpy())
+    # The pool's norms round differently from the step's (~1e-16); the ridge solve (reg
+    # 1e-6) amplifies that to ~1e-12 in the loss, and Adam (its first steps move every
+    # pixel by ~lr, whatever the gradient's size) to ~4e-9 in the support images, as
+    # between the default and mirrored strategies (test_train_mirrored: 1e-8).
+    np.testing.assert_allclose(runs[None][0], runs[False][0], rtol=1e-9)
+    assert max_rel(runs[None][1], runs[False][1]) <= 1e-8
 
 
 def test_training_loop_runs_and_continues(trainer):
@@ -70,8 +105,9 @@ def test_in_step_targets_are_the_sampler_batches(trainer, data):
     the compiled step's loss on that batch (before the step moves the support)."""
     assert trainer.target_pipeline == "in_step"  # "auto" off TPU
     idx = trainer.sampler.indices(7).numpy()
+    variances = [tf.gather(v, idx) for v in trainer._target_pool()[2:]]
     expected, _, _ = trainer._replica_grads(
-        tf.constant(data.x_train[idx]), tf.constant(data.y_train[idx])
+        tf.constant(data.x_train[idx]), tf.constant(data.y_train[idx]), *variances
     )
     loss, _ = trainer.train(7, 1)
     assert loss == float(expected)

@@ -136,13 +136,17 @@ class Network:
         single = isinstance(get, str)
         gets = _check_gets(get)
         x1, x2 = self._check_inputs(x1, x2)
+        out = self._planned(x1, x2, gets, batch_size, memory_budget)
+        return out[gets[0]] if single else _namedtuple(gets)(*(out[g] for g in gets))
+
+    def _planned(self, x1, x2, gets, batch_size, memory_budget, variances1=None):
+        """``{get: (n1, n2)}`` in the tiles ``batch_size`` sets or the budget plans;
+        ``variances1``: precomputed `self_variances` of ``x1`` (else computed)."""
         if batch_size is None:
             batch_size = tiling.plan_tiles(self, x1, x2, memory_budget)
         if batch_size is None:
-            out = self._compute(x1, x2, gets)
-        else:
-            out = tiling.tiled(self, x1, x2, gets, batch_size)
-        return out[gets[0]] if single else _namedtuple(gets)(*(out[g] for g in gets))
+            return self._compute(x1, x2, gets, variances1=variances1)
+        return tiling.tiled(self, x1, x2, gets, batch_size, variances1=variances1)
 
     @_without_autograph
     def kip_kernel_fn(
@@ -152,6 +156,7 @@ class Network:
         get: str | Sequence[str] = "ntk",
         batch_size: int | tuple[int, int] | None = None,
         memory_budget: int | None = None,
+        target_variances: Sequence[tf.Tensor] | None = None,
     ):
         """``(K(x_s, x_s), K(x_t, x_s))``, the two kernels of a KRR prediction, in one pass.
 
@@ -172,6 +177,11 @@ class Network:
           batch_size: None to plan tiles of pairs from ``memory_budget`` (`tiling`), or
             ``b`` / ``(b1, b2)``: tiles of ``b1 b2`` pairs, as a ``b1 x b2`` tile of
             `kernel_fn` holds.
+          target_variances: optional `self_variances` of ``x_target``, computed
+            beforehand: then the targets' self-kernel pass is skipped. They depend on
+            the targets alone, so a KIP run can compute them once for its whole target
+            pool and gather them with each batch (`tfkip.train.loop.KIPTrainer` does, for
+            networks whose variances are one number per input and nonlinearity).
 
         Returns:
           ``(k_ss, k_ts)``: ``(n_s, n_s)`` (exactly symmetric, exact diagonal) and
@@ -180,32 +190,47 @@ class Network:
         single = isinstance(get, str)
         gets = _check_gets(get)
         x_s, x_t = self._check_inputs(x_support, x_target)
-        n_s, n_t = x_s.shape[0], x_t.shape[0]
-        if not (self.uses_unordered_pairs(x_s, None) and Layout.FULL in self.layouts and n_t):
-            return (
-                self.kernel_fn(x_s, None, get, batch_size, memory_budget),
-                self.kernel_fn(x_t, x_s, get, batch_size, memory_budget),
+        if target_variances is not None:
+            target_variances = self.check_variances("target_variances", target_variances, x_t)
+        if not (
+            self.uses_unordered_pairs(x_s, None) and Layout.FULL in self.layouts and x_t.shape[0]
+        ):
+            k_ss = self._planned(x_s, None, gets, batch_size, memory_budget)
+            k_ts = self._planned(x_t, x_s, gets, batch_size, memory_budget, target_variances)
+        else:
+            k_ss, k_ts = self._support_and_target_pairs(
+                x_s, x_t, gets, batch_size, memory_budget, target_variances
             )
+        if single:
+            return k_ss[gets[0]], k_ts[gets[0]]
+        kernels = _namedtuple(gets)
+        return kernels(*(k_ss[g] for g in gets)), kernels(*(k_ts[g] for g in gets))
+
+    def _support_and_target_pairs(self, x_s, x_t, gets, batch_size, memory_budget, var_t):
+        """``({get: K_ss}, {get: K_ts})`` from one zipped batch of pairs (`kip_kernel_fn`)."""
+        n_s, n_t = x_s.shape[0], x_t.shape[0]
         rows, cols, index = symmetric_pairs(n_s)
         rows = np.concatenate([rows, np.repeat(np.arange(n_s, n_s + n_t, dtype=np.int32), n_s)])
         cols = np.concatenate([cols, np.tile(np.arange(n_s, dtype=np.int32), n_t)])
         x = tf.concat([x_s, x_t], 0)
+        variances = None
+        if var_t is not None:
+            variances = [tf.concat(v, 0) for v in zip(self.self_variances(x_s), var_t)]
         if batch_size is None:
             pairs_per_tile = tiling.plan_pair_tiles(self, x, len(rows), memory_budget)
         else:
             b1, b2 = tiling.check_batch_size(batch_size)
             pairs_per_tile = b1 * b2
         if pairs_per_tile is None or pairs_per_tile >= len(rows):
-            out = self._pairs(x, rows, cols, gets)
+            out = self._pairs(x, rows, cols, gets, variances)
         else:
-            out = tiling.tiled_pairs(self, x, rows, cols, gets, pairs_per_tile, pairs_per_tile)
+            out = tiling.tiled_pairs(
+                self, x, rows, cols, gets, pairs_per_tile, pairs_per_tile, variances
+            )
         n_sym = n_s * (n_s + 1) // 2
         k_ss = {g: tf.gather(v[:n_sym], index) for g, v in out.items()}
         k_ts = {g: tf.reshape(v[n_sym:], [n_t, n_s]) for g, v in out.items()}
-        if single:
-            return k_ss[gets[0]], k_ts[gets[0]]
-        kernels = _namedtuple(gets)
-        return kernels(*(k_ss[g] for g in gets)), kernels(*(k_ts[g] for g in gets))
+        return k_ss, k_ts
 
     def _check_inputs(self, x1, x2):
         x1 = _as_float_tensor("x1", x1)
@@ -313,6 +338,32 @@ class Network:
                 variances.append(full_to_diag(nngp) if kernel.layout == Layout.FULL else nngp)
             kernel = layer.apply(kernel)
         return variances
+
+    def check_variances(self, name: str, variances, x) -> list[tf.Tensor]:
+        """``variances`` as a list of tensors, checked against `self_variances` of ``x``:
+        one per nonlinearity, each ``(n, ...)`` of that shape and ``x``'s dtype."""
+        expected = self.self_variances(tf.zeros([0, *x.shape[1:]], x.dtype))  # shapes only
+        if isinstance(variances, (tf.Tensor, np.ndarray)) or len(variances) != len(expected):
+            received = (
+                f"a tensor of shape {list(np.shape(variances))}"
+                if isinstance(variances, (tf.Tensor, np.ndarray))
+                else f"{len(variances)} of shapes {[list(np.shape(v)) for v in variances]}"
+            )
+            raise ValueError(
+                f"{name} must be a list of {len(expected)} tensors (one per nonlinearity, "
+                f"as self_variances returns). Received: {received}"
+            )
+        checked = []
+        for k, (value, like) in enumerate(zip(variances, expected)):
+            value = tf.convert_to_tensor(value, x.dtype)
+            want = [x.shape[0], *like.shape[1:]]
+            if value.shape.as_list() != want:
+                raise ValueError(
+                    f"{name}[{k}] must have shape {want} (the inputs' self_variances). "
+                    f"Received: shape={value.shape.as_list()}"
+                )
+            checked.append(value)
+        return checked
 
     def _input_kernel(self, x1, x2, want_ntk, zipped=False):
         """The input covariance ``<x_p, x'_q> / C`` in the first layer's layout.

@@ -191,8 +191,11 @@ def tiled_self_variances(network, x: tf.Tensor, size: int) -> list[tf.Tensor]:
     return [_untile(v, x.shape[0]) for v in out]
 
 
-def tiled(network, x1: tf.Tensor, x2: tf.Tensor | None, gets: tuple[str, ...], batch_size):
-    """Tiled ``network._compute(x1, x2, gets) -> {get: (n1, n2)}``."""
+def tiled(
+    network, x1: tf.Tensor, x2: tf.Tensor | None, gets: tuple[str, ...], batch_size, variances1=None
+):
+    """Tiled ``network._compute(x1, x2, gets) -> {get: (n1, n2)}``; ``variances1``:
+    precomputed `Network.self_variances` of ``x1`` (for ``x2`` not None), else computed."""
     b1, b2 = check_batch_size(batch_size)
     same_inputs = x2 is None
     x2_ = x1 if same_inputs else x2
@@ -200,15 +203,15 @@ def tiled(network, x1: tf.Tensor, x2: tf.Tensor | None, gets: tuple[str, ...], b
     if n1 is None or n2 is None:
         raise ValueError("Tiled kernels need a static number of inputs (x.shape[0]).")
     if n1 == 0 or n2 == 0:
-        return network._compute(x1, x2, gets)
+        return network._compute(x1, x2, gets, variances1=variances1)
     b1, b2 = min(b1, n1), min(b2, n2)
     if same_inputs:
         b1 = b2 = min(b1, b2)  # square tiles: diagonal tiles pair identical rows
     if b1 >= n1 and b2 >= n2:
-        return network._compute(x1, x2, gets)
+        return network._compute(x1, x2, gets, variances1=variances1)
     if same_inputs and network.layouts[0] != Layout.FLAT:
         return tiled_symmetric(network, x1, gets, b1 * b2, b1)
-    var1 = tiled_self_variances(network, x1, b1)
+    var1 = tiled_self_variances(network, x1, b1) if variances1 is None else variances1
     var2 = var1 if same_inputs else tiled_self_variances(network, x2_, b2)
     (x1t, t1), (x2t, t2) = _row_tiles(x1, b1), _row_tiles(x2_, b2)
     var1t = [_row_tiles(v, b1)[0] for v in var1]
@@ -251,13 +254,15 @@ def tiled_symmetric(network, x: tf.Tensor, gets, pairs_per_tile: int, rows_per_t
     return {g: tf.gather(value, index) for g, value in values.items()}
 
 
-def tiled_pairs(network, x: tf.Tensor, rows, cols, gets, pairs_per_tile: int, rows_per_tile: int):
+def tiled_pairs(
+    network, x: tf.Tensor, rows, cols, gets, pairs_per_tile: int, rows_per_tile: int, variances=None
+):
     """``network._pairs(x, rows, cols, gets)`` (``{get: (P,)}``) in tiles of pairs.
 
     The ``P`` pairs ``(x[rows[p]], x[cols[p]])`` are padded with copies of the first pair
     to whole tiles of ``pairs_per_tile`` (`_balanced`), computed tile by tile (recomputed
-    in the backward pass) and cut back to ``P``; the self variances of ``x`` are computed
-    in row tiles of ``rows_per_tile``.
+    in the backward pass) and cut back to ``P``; the self variances of ``x`` are
+    ``variances`` if given, else computed in row tiles of ``rows_per_tile``.
     """
     from tfkip.kernels.combinators import gather_pairs
 
@@ -266,7 +271,8 @@ def tiled_pairs(network, x: tf.Tensor, rows, cols, gets, pairs_per_tile: int, ro
     pad = tiles * pairs_per_tile - len(rows)
     rows_t = np.concatenate([rows, np.zeros(pad, np.int32)]).reshape(tiles, pairs_per_tile)
     cols_t = np.concatenate([cols, np.zeros(pad, np.int32)]).reshape(tiles, pairs_per_tile)
-    variances = tiled_self_variances(network, x, rows_per_tile)
+    if variances is None:
+        variances = tiled_self_variances(network, x, rows_per_tile)
     k = len(variances)
 
     @tf.recompute_grad

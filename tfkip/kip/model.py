@@ -134,12 +134,23 @@ class KIPModel(keras.Model):
     def _kernel_fn(self, x1, x2=None):
         return self.network.kernel_fn(x1, x2, **self._kernel_options())
 
-    def _kip_kernels(self, x_s, x_t):
+    def _kip_kernels(self, x_s, x_t, target_variances=None):
         """``(K_ss, K_ts)`` in one pass (`Network.kip_kernel_fn`)."""
-        return self.network.kip_kernel_fn(x_s, x_t, **self._kernel_options())
+        return self.network.kip_kernel_fn(
+            x_s, x_t, target_variances=target_variances, **self._kernel_options()
+        )
 
-    def kip_loss(self, x_target, y_target, training: bool = True):
-        """KIP ``(loss, accuracy)`` of the current support on one target batch."""
+    def target_variances(self, x_target) -> list[tf.Tensor]:
+        """The network's `self_variances` of target images (in the model's dtype): what
+        `kip_loss` takes as ``target_variances`` to skip the targets' self-kernel pass."""
+        return self.network.self_variances(tf.cast(x_target, self.dtype))
+
+    def kip_loss(self, x_target, y_target, training: bool = True, target_variances=None):
+        """KIP ``(loss, accuracy)`` of the current support on one target batch.
+
+        ``target_variances``: optionally `target_variances` of ``x_target``, computed
+        beforehand (e.g. once for the whole target pool, then gathered with the batch).
+        """
         x_s = tf.convert_to_tensor(self.support_images)
         y_s = tf.convert_to_tensor(self.support_labels)
         if not self.learn_labels:
@@ -147,19 +158,22 @@ class KIPModel(keras.Model):
         if training and self.augmenter is not None:
             x_s = self.augmenter(x_s, training=True)
         x_t = tf.cast(x_target, self.dtype)
-        k_ss, k_ts = self._kip_kernels(x_s, x_t)
+        k_ss, k_ts = self._kip_kernels(x_s, x_t, target_variances)
         pred = krr.krr_predict(k_ss, k_ts, y_s, self.reg)
         return krr.mse_and_accuracy(pred, tf.cast(y_target, self.dtype))
 
-    def kip_gradients(self, x_target, y_target, loss_scale: float = 1.0):
+    def kip_gradients(self, x_target, y_target, loss_scale: float = 1.0, target_variances=None):
         """``(loss, accuracy, gradients)`` of one target batch: the shared KIP step.
 
         ``loss_scale`` multiplies the loss before differentiation (``1 / replicas`` in the
         distributed loop, so that the summed replica gradients equal the gradient of the
         global-batch mean). Gradients follow ``self.trainable_variables``.
+        ``target_variances`` as in `kip_loss`.
         """
         with tf.GradientTape() as tape:
-            loss, accuracy = self.kip_loss(x_target, y_target, training=True)
+            loss, accuracy = self.kip_loss(
+                x_target, y_target, training=True, target_variances=target_variances
+            )
             scaled = loss * tf.cast(loss_scale, loss.dtype)
         grads = tape.gradient(scaled, self.trainable_variables)
         return loss, accuracy, grads

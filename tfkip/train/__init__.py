@@ -5,6 +5,7 @@ from tfkip.train.strategy import (
     STRATEGIES,
     configure_cpu_devices,
     get_strategy,
+    is_default_strategy,
     replica_batch_size,
     set_precision_policy,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "Preempted",
     "configure_cpu_devices",
     "get_strategy",
+    "is_default_strategy",
     "replica_batch_size",
     "set_precision_policy",
 ]

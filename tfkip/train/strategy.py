@@ -68,6 +68,21 @@ def configure_cpu_devices(num_cpu_devices: int) -> None:
         ) from err
 
 
+def is_default_strategy(strategy: tf.distribute.Strategy) -> bool:
+    """Whether ``strategy`` is TensorFlow's default (no-op) strategy: one replica on the
+    current device, no cross-replica communication.
+
+    Asked in a fresh graph, where no ``strategy.scope()`` is open, so that
+    `tf.distribute.get_strategy` returns the default strategy (a singleton) even when the
+    caller is inside another strategy's scope.
+
+    >>> is_default_strategy(get_strategy("default"))
+    True
+    """
+    with tf.Graph().as_default():
+        return strategy is tf.distribute.get_strategy()
+
+
 def set_precision_policy(dtype: str) -> None:
     """Applies the precision policy of the module docstring for compute ``dtype``.
 
