@@ -78,6 +78,9 @@ def test_cached_target_variances_train_as_computed_ones(data):
     # between the default and mirrored strategies (test_train_mirrored: 1e-8).
     np.testing.assert_allclose(runs[None][0], runs[False][0], rtol=1e-9)
     assert max_rel(runs[None][1], runs[False][1]) <= 1e-8
+    # Spatial networks keep a position map per image and nonlinearity: no cache.
+    assert not architectures.get("conv", 2).flat_variances
+    assert architectures.get("fc", 3).flat_variances
 
 
 def test_training_loop_runs_and_continues(trainer):

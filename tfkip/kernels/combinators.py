@@ -76,6 +76,16 @@ class Network:
             layouts.append(needed)
         return tuple(reversed(layouts))
 
+    @property
+    def flat_variances(self) -> bool:
+        """Whether every nonlinearity's `self_variances` are one number per input (FLAT
+        layout, e.g. FC networks or Flatten first), not a position map."""
+        return all(
+            layout == Layout.FLAT
+            for layer, layout in zip(self.layers, self.layouts)
+            if layer.needs_variances
+        )
+
     def __repr__(self) -> str:
         return "serial(" + ", ".join(repr(layer) for layer in self.layers) + ")"
 

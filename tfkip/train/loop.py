@@ -120,8 +120,7 @@ class KIPTrainer:
             with strategy.scope():
                 optimizer.build(model.trainable_variables)
         if cache_target_variances is None:
-            probe = model.target_variances(self.x_train[:0])
-            cache_target_variances = all(v.shape.rank == 1 for v in probe)
+            cache_target_variances = model.network.flat_variances
         self.cache_target_variances = bool(cache_target_variances)
         self._replica_grads = tf.function(self._grads, jit_compile=jit_compile, autograph=False)
         self._fused_step = tf.function(self._fused, jit_compile=True, autograph=False)
