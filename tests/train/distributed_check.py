@@ -10,8 +10,8 @@ It splits the CPU into 2 logical devices, then for each architecture (FC1, and C
 depth 1 + Flatten) and each strategy ('default', 'mirrored' over the 2 devices) builds a
 `KIPModel` (images and labels learned) under the strategy, runs 20 KIP steps with
 `KIPTrainer` (two host calls of 10; for FC1 under 'mirrored' also with the `tf.data`
-target pipeline), and stores the support set, the train loss, the KRR test evaluation
-(before and after) and Label Solve over part of the train split.
+target pipeline, training only), and stores the support set, the train loss, the KRR
+test evaluation (before and after) and Label Solve over part of the train split.
 
 The conv case uses mnist_5k with ZCA whitening. Without it, MNIST's constant background
 makes 3x3 patches of different images *identical*, i.e. at angle 0, where the ReLU NTK is
@@ -47,7 +47,11 @@ ARCHITECTURES = {"fc": ("fc", 1, 100, False), "conv": ("conv", 1, 20, True)}
 N_TEST, EVAL_TILE, N_LS, LS_TILE = 300, 64, 600, 128
 
 
-def run(strategy, data, arch: str, target_pipeline: str = "auto") -> dict[str, np.ndarray]:
+def run(
+    strategy, data, arch: str, target_pipeline: str = "auto", evaluate: bool = True
+) -> dict[str, np.ndarray]:
+    """The support set and train losses after 20 steps; with ``evaluate``, also the test
+    evaluation before and after, and Label Solve."""
     name, depth, target, _ = ARCHITECTURES[arch]
     net = architectures.get(name, depth)
     idx = class_balanced_indices(data.labels_train, 1, seed=0)
@@ -66,21 +70,25 @@ def run(strategy, data, arch: str, target_pipeline: str = "auto") -> dict[str, n
         target_pipeline=target_pipeline,
     )
     x_test, y_test = data.x_test[:N_TEST], data.y_test[:N_TEST]
-    before = trainer.evaluate(x_test, y_test, EVAL_TILE)
+    before = trainer.evaluate(x_test, y_test, EVAL_TILE) if evaluate else None
     loss_a, _ = trainer.train(0, 10)
     loss_b, acc_b = trainer.train(10, 10)
-    after = trainer.evaluate(x_test, y_test, EVAL_TILE)
-    solved = trainer.label_solve(data.x_train[:N_LS], data.y_train[:N_LS], 1e-6, LS_TILE)
     images, labels = model.distilled()
-    return {
+    out = {
         "images": images,
         "labels": labels,
         "train": np.array([loss_a, loss_b, acc_b]),
-        "eval_before": np.array([before["test_accuracy"], before["test_mse"]]),
-        "eval_after": np.array([after["test_accuracy"], after["test_mse"]]),
-        "label_solve": solved,
         "replicas": np.array(strategy.num_replicas_in_sync),
+        "fuse_update": np.array(trainer.fuse_update),
     }
+    if evaluate:
+        after = trainer.evaluate(x_test, y_test, EVAL_TILE)
+        out["eval_before"] = np.array([before["test_accuracy"], before["test_mse"]])
+        out["eval_after"] = np.array([after["test_accuracy"], after["test_mse"]])
+        out["label_solve"] = trainer.label_solve(
+            data.x_train[:N_LS], data.y_train[:N_LS], 1e-6, LS_TILE
+        )
+    return out
 
 
 def main(out: str) -> None:
@@ -95,7 +103,8 @@ def main(out: str) -> None:
                 results[f"{arch}/{name}/{key}"] = value
             print(f"{arch} {name}: {time.perf_counter() - start:.1f} s", flush=True)
     # The tf.data pipeline (TPU's default) under 2 replicas: the same batches per replica.
-    for key, value in run(strategies["mirrored"], prepared[False], "fc", "dataset").items():
+    dataset_run = run(strategies["mirrored"], prepared[False], "fc", "dataset", evaluate=False)
+    for key, value in dataset_run.items():
         results[f"fc/mirrored_dataset/{key}"] = value
     results["logical_cpus"] = np.array(len(tf.config.list_logical_devices("CPU")))
     np.savez(out, **results)

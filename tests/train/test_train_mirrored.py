@@ -33,6 +33,9 @@ def test_two_logical_devices_two_replicas(results):
     for arch in ARCHS:
         assert int(results[f"{arch}/default/replicas"]) == 1
         assert int(results[f"{arch}/mirrored/replicas"]) == 2
+        # The optimizer's update joins the XLA step only where nothing is all-reduced.
+        assert bool(results[f"{arch}/default/fuse_update"])
+        assert not bool(results[f"{arch}/mirrored/fuse_update"])
 
 
 @pytest.mark.parametrize("arch", ARCHS)
