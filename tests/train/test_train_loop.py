@@ -210,9 +210,14 @@ def test_steps_0_writes_the_natural_support_and_its_evaluation(tmp_path, data):
 
 def test_outputs_through_gfile_are_atomic_and_complete():
     """An in-memory ram:// workdir behaves like gs:// (nothing may use os/open directly);
-    a run and its resume leave every output, no temporary file, and all summaries."""
+    a run and its resume leave every output, no temporary file, and all summaries. The
+    resume removes what a write interrupted by a kill left behind."""
+    from tfkip import io
+
     workdir = "ram://tfkip_test/run"
     run_distillation(DistillConfig(steps=2, workdir=workdir, **TINY))
+    with tf.io.gfile.GFile(io.temp_name(workdir + "/distilled.npz"), "wb") as stale:
+        stale.write(b"half of an npz")
     record = run_distillation(DistillConfig(steps=4, workdir=workdir, **TINY))  # resumes
     assert record["step"] == 4
     files = [

@@ -88,6 +88,8 @@ class _Run:
         identity = dict(config.identity(), job=full["job"])
         self.resumed = self.workdir.check_or_write_config(full, identity, write=self.is_chief)
         if self.is_chief:
+            for path in self.workdir.remove_interrupted_writes():
+                logging.info("Removed %s, left by an interrupted write.", path)
             data.preprocessor.save(self.workdir.join("preprocessing.npz"))
         with self.strategy.scope():
             augmenter = None

@@ -75,6 +75,18 @@ class Workdir:
             self.write_json("config.json", config)
         return resumed
 
+    def remove_interrupted_writes(self) -> list[str]:
+        """Deletes what interrupted atomic writes left in the workdir (the hidden
+        ``.NAME.tmp-*`` files of `tfkip.io.temp_name`; the finished files were never
+        touched); returns their paths. Call it before this run writes anything (the chief,
+        at start), so that no write of its own is in flight."""
+        stale = [
+            self.join(name) for name in tf.io.gfile.listdir(self.path) if io.is_temp_name(name)
+        ]
+        for path in stale:
+            io.remove_quietly(path)
+        return stale
+
     def write_json(self, name: str, value: Any) -> None:
         io.atomic_write_bytes(self.join(name), json.dumps(value, indent=2, sort_keys=True).encode())
 
