@@ -63,7 +63,7 @@ class KIPTrainer:
         are the same either way.
       fuse_update: run the optimizer's update in the step's XLA program (one compiled
         call per step instead of the gradient's program followed by ~20 TensorFlow ops
-        per variable: an FC1 float64 step ~7% faster). None (the default): under the
+        per variable: an FC1 float64 step 4-7% faster). None (the default): under the
         default strategy with ``jit_compile``; elsewhere the update stays outside XLA,
         where the strategy all-reduces the replicas' gradients. True needs
         ``jit_compile`` and one replica. The update is the same arithmetic either way
