@@ -27,6 +27,7 @@ setup(
         "tensorboard",
     ],
     extras_require={
-        "test": ["pytest>=7", "ruff>=0.5"],
+        # pytest-xdist: the suite runs on two workers (README.md, Tests).
+        "test": ["pytest>=7", "pytest-xdist>=3", "ruff>=0.5"],
     },
 )
