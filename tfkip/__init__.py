@@ -12,3 +12,7 @@ Subpackages:
 """
 
 __version__ = "0.1.0"
+
+from tfkip.xla_defaults import apply_default_xla_flags as _apply_default_xla_flags
+
+_apply_default_xla_flags()  # before any compilation: see tfkip.xla_defaults
