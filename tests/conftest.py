@@ -26,7 +26,7 @@ LONGEST_FIRST = (
 
 
 def _start_rank(item) -> int:
-    relative = Path(str(item.path)).relative_to(Path(__file__).parent).as_posix()
+    relative = item.path.relative_to(Path(__file__).parent).as_posix()
     return LONGEST_FIRST.index(relative) if relative in LONGEST_FIRST else len(LONGEST_FIRST)
 
 
