@@ -210,7 +210,7 @@ def main():
     parser.add_argument(
         "--kernel-memory-mib",
         type=int,
-        help="tfkip: pass KIPModel(kernel_memory_budget=N MiB) (default 1024): a budget that\n"
+        help="tfkip: pass KIPModel(kernel_memory_budget=N MiB) (default 256): a budget that\n"
         "holds the whole kernels leaves them untiled (faster, more memory)",
     )
     parser.add_argument("--child", choices=sorted(CASES), help=argparse.SUPPRESS)

@@ -108,7 +108,7 @@ _flag(
     "integer",
     "kernel_memory_mib",
     None,
-    "MiB one kernel tile may use when tiles are planned; default the run's, else 1024.",
+    "MiB one kernel tile may use when tiles are planned; default the run's, else 256.",
 )
 _flag("integer", "max_test_examples", None, "Use only the first N test images (a quick look).")
 _flag(

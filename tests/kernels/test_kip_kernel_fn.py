@@ -114,7 +114,7 @@ def test_planned_tiles_of_pairs_give_the_whole_result():
     x_s, x_t = _inputs("convnet", seed=1)
     pair_bytes = tiling.pair_bytes(net, x_s.shape[1:], 8)
     pairs = 4 * 5 // 2 + 3 * 4  # 10 support pairs, 12 target pairs
-    assert tiling.plan_pair_tiles(net, x_s, pairs) is None  # 1 GiB holds them all
+    assert tiling.plan_pair_tiles(net, x_s, pairs) is None  # the default budget holds them all
     # 5 pairs fit: 22 pairs need 5 tiles either way, balanced to 5 of 5 (3 padding pairs)
     assert tiling.plan_pair_tiles(net, x_s, pairs, 5 * pair_bytes) == 5
     assert tiling.plan_pair_tiles(net, x_s, pairs, 1) == 1

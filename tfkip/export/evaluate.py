@@ -74,7 +74,7 @@ class EvaluateConfig:
       eval_tile: test images per replica per call; default the run's, else 500.
       kernel_batch_size: kernel tile size (bounded memory for pooled kernels); default
         the run's, else planned from the memory budget.
-      kernel_memory_mib: MiB one planned kernel tile may use; default the run's, else 1024 (1 GiB).
+      kernel_memory_mib: MiB one planned kernel tile may use; default the run's, else 256.
       max_test_examples: evaluate on the first N test images only (None: all).
       jit_compile: compile the evaluation with XLA (faster on big test splits; compiling
         a pooled ConvNet kernel takes tens of seconds on CPU); default as the run did,

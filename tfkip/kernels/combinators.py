@@ -131,7 +131,7 @@ class Network:
             None (the default) plans the tiles from ``memory_budget``
             (`tiling.plan_tiles`): kernels that fit are computed in one piece.
           memory_budget: bytes one tile may use, forward and backward; None for
-            `tiling.DEFAULT_MEMORY_BUDGET` (1 GiB). Ignored when ``batch_size`` is set.
+            `tiling.DEFAULT_MEMORY_BUDGET` (256 MiB). Ignored when ``batch_size`` is set.
 
         Returns:
           For ``get`` a string, a ``(n1, n2)`` tensor; for a tuple, a namedtuple with

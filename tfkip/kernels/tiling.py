@@ -31,8 +31,14 @@ import tensorflow as tf
 from tfkip.kernels.kernel import Layout
 from tfkip.kernels.pooling import Flatten
 
-DEFAULT_MEMORY_BUDGET = 2**30
-"""Bytes that one tile's covariance tensors may take (forward and backward), 1 GiB."""
+DEFAULT_MEMORY_BUDGET = 2**28
+"""Bytes that one tile's covariance tensors may take (forward and backward), 256 MiB.
+
+Measured on the preset ConvNet KIP step (support 10, target 10, float32, 2 cores), 256 MiB
+against 1 GiB: 32x32x3, 31 tiles of 5 pairs against 7 of 23, the same time per step (8.7 vs
+8.8 s) at 1.25 instead of 2.02 GB peak RSS; 16x16x3, 2 tiles of 78 pairs against one of 155,
+0.54 instead of 0.43 s per step at 1.15 instead of 1.29 GB. The forward Conv3+Flatten and
+Conv3+GAP cases of ``benchmarks/kernels.py`` take the same time at 0.13-0.2 GB less."""
 
 LIVE_COPIES = 20
 """Full-size tensors per input pair alive at the peak of a backward pass through per-position

@@ -39,7 +39,7 @@ class KIPModel(keras.Model):
       kernel_batch_size: optional kernel tile size (bounded memory for pooled kernels).
       dtype: 'float64' (default; exact on CPU/GPU) or 'float32' (TPU).
       kernel_memory_budget: bytes one kernel tile may use when ``kernel_batch_size`` is
-        None (`tiling.plan_tiles`; None: `tiling.DEFAULT_MEMORY_BUDGET`, 1 GiB). A
+        None (`tiling.plan_tiles`; None: `tiling.DEFAULT_MEMORY_BUDGET`, 256 MiB). A
         budget that holds the whole ``K_ss`` and ``K_ts`` (one batch of input pairs,
         `Network.kip_kernel_fn`) leaves them untiled, which skips the recomputation of
         the tiles' forward pass: faster, at more memory (see README, benchmarks).

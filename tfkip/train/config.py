@@ -56,7 +56,7 @@ class DistillConfig:
       checkpoint_every: steps between checkpoints.
       kernel_batch_size: kernel tile size (None: planned from the memory budget).
       kernel_memory_mib: MiB one kernel tile may use when ``kernel_batch_size`` is None
-        (None: 1024); enough for the whole kernels leaves them untiled and faster.
+        (None: 256); enough for the whole kernels leaves them untiled and faster.
       eval_tile: test images per replica per evaluation call.
     """
 
