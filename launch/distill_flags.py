@@ -6,6 +6,7 @@ import common_flags  # noqa: F401  (defines --strategy, --tpu, ...)
 from absl import flags
 
 from tfkip import architectures
+from tfkip.kernels.tiling import DEFAULT_MEMORY_BUDGET
 from tfkip.train.config import DistillConfig
 
 FLAGS = flags.FLAGS
@@ -67,7 +68,8 @@ flags.DEFINE_integer(
 flags.DEFINE_integer(
     "kernel_memory_mib",
     None,
-    "MiB one kernel tile may use when --kernel_batch_size is unset (default 256). A budget "
+    "MiB one kernel tile may use when --kernel_batch_size is unset (default "
+    f"{DEFAULT_MEMORY_BUDGET // 2**20}). A budget "
     "that holds the whole kernels leaves them untiled, which is faster (no recomputed "
     "forward pass) at more memory: a pooled ConvNet step needs about 11 covariance-sized "
     "copies per image pair (4 MiB per pair on 32x32 images, float32).",

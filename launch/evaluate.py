@@ -24,6 +24,7 @@ from absl import flags
 from tfkip import architectures, cli
 from tfkip.export.evaluate import PREPROCESSINGS, ZCA_FITS, EvaluateConfig, evaluate_distilled
 from tfkip.export.released import RELEASED_ROOT
+from tfkip.kernels.tiling import DEFAULT_MEMORY_BUDGET
 from tfkip.train import STRATEGIES
 
 _F = {}
@@ -108,7 +109,8 @@ _flag(
     "integer",
     "kernel_memory_mib",
     None,
-    "MiB one kernel tile may use when tiles are planned; default the run's, else 256.",
+    "MiB one kernel tile may use when tiles are planned; default the run's, else "
+    f"{DEFAULT_MEMORY_BUDGET // 2**20}.",
 )
 _flag("integer", "max_test_examples", None, "Use only the first N test images (a quick look).")
 _flag(
