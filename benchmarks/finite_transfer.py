@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 from tfkip import data
-from tfkip.finite import TrainConfig, load_transfer_data, resolve_config, train_on_arrays
+from tfkip.transfer import TrainConfig, load_transfer_data, resolve_config, train_on_arrays
 
 
 def natural_support(transfer, support_seed):

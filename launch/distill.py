@@ -22,7 +22,7 @@ Distributed (same results, see tests/train):
 import distill_flags
 from absl import flags, logging
 
-from tfkip import cli
+from tfkip.runtime import cli
 from tfkip.train.distill import run_distillation
 
 flags.adopt_module_key_flags(distill_flags)  # --help lists every flag of the run

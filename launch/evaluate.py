@@ -21,10 +21,11 @@ import json
 
 from absl import flags
 
-from tfkip import architectures, cli
-from tfkip.export.evaluate import PREPROCESSINGS, ZCA_FITS, EvaluateConfig, evaluate_distilled
-from tfkip.export.released import RELEASED_ROOT
+from tfkip import architectures
+from tfkip.evaluate import PREPROCESSINGS, ZCA_FITS, EvaluateConfig, evaluate_distilled
 from tfkip.kernels.tiling import DEFAULT_MEMORY_BUDGET
+from tfkip.runtime import cli
+from tfkip.sets.released import RELEASED_ROOT
 from tfkip.train import STRATEGIES
 
 _F = {}

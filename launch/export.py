@@ -13,7 +13,8 @@ Cost: seconds on CPU (the sets are small).
 
 from absl import app, flags, logging
 
-from tfkip import cli, export
+from tfkip import sets
+from tfkip.runtime import cli
 
 _DISTILLED = flags.DEFINE_string(
     "distilled", None, "Distillation workdir (distilled.npz, config.json, ...) or an .npz."
@@ -21,7 +22,7 @@ _DISTILLED = flags.DEFINE_string(
 _FORMAT = flags.DEFINE_enum(
     "format",
     None,
-    list(export.FORMATS),
+    list(sets.FORMATS),
     "Export format: TFRecord shards + JSON sidecar, a TFDS dataset, or a KIP-named .npz.",
 )
 _OUTPUT = flags.DEFINE_string(
@@ -49,7 +50,7 @@ def main(argv: list[str]) -> None:
     output = _DATA_DIR.value if _FORMAT.value == "tfds" and _DATA_DIR.value else _OUTPUT.value
     if not output:
         raise app.UsageError("--output (or --data_dir for --format=tfds) is required.")
-    written = export.export_distilled(
+    written = sets.export_distilled(
         _DISTILLED.value,
         _FORMAT.value,
         output,

@@ -3,8 +3,8 @@
 from absl import flags
 
 from tfkip import architectures
-from tfkip.finite.config import RECIPES
 from tfkip.train.strategy import STRATEGIES
+from tfkip.transfer.recipes import RECIPES
 
 FLAGS = flags.FLAGS
 
@@ -138,7 +138,7 @@ def _bools(name: str) -> tuple[bool, ...]:
 
 def train_config_from_flags():
     """The `tfkip.finite.TrainConfig` that the flags describe."""
-    from tfkip.finite import TrainConfig
+    from tfkip.transfer import TrainConfig
 
     names = (
         "distilled dataset data_dir architecture depth width recipe parameterization center "
@@ -149,8 +149,8 @@ def train_config_from_flags():
 
 
 def search_config_from_flags():
-    """The `tfkip.finite.search.SearchConfig` that the flags describe."""
-    from tfkip.finite.search import SearchConfig
+    """The `tfkip.transfer.search.SearchConfig` that the flags describe."""
+    from tfkip.transfer.search import SearchConfig
 
     return SearchConfig(
         base=train_config_from_flags(),

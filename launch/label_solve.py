@@ -11,7 +11,7 @@ distilled.npz holds the natural images with the solved labels. KIP-only flags (-
 import distill_flags
 from absl import flags, logging
 
-from tfkip import cli
+from tfkip.runtime import cli
 from tfkip.train.distill import run_label_solve
 
 flags.adopt_module_key_flags(distill_flags)  # --help lists every flag of the run

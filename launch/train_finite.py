@@ -3,7 +3,7 @@ r"""Trains a finite network on a distilled set and tests it on the real test spl
 The default recipe keeps what the kernel learned: the standard-parameterized network,
 centred (f - f_init, the frozen initial copy inside model.keras), no L2, 1000 steps of SGD
 momentum 0.9 with cosine decay from the empirical-NTK maximum learning rate, MSE on the
-centred labels, batch 100 (why standard, not NTK: `tfkip.finite.config`).
+centred labels, batch 100 (why standard, not NTK: `tfkip.transfer.recipes`).
 ``--recipe=reference`` is kip/nn_training exactly (spec §4: standard parameterization, not
 centred, L2 1e-3, 5000 steps). The test split is preprocessed like
 the distilled images (read from the run's config.json; a mismatch is refused).
@@ -31,7 +31,7 @@ import json
 import finite_flags
 from absl import app, flags, logging
 
-from tfkip import cli
+from tfkip.runtime import cli
 from tfkip.train import get_strategy
 
 FLAGS = flags.FLAGS
@@ -44,7 +44,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     strategy = get_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.num_cpu_devices)
     if FLAGS.search:
-        from tfkip.finite.search import search  # after the devices are configured
+        from tfkip.transfer.search import search  # after the devices are configured
 
         result = search(finite_flags.search_config_from_flags(), strategy)
         best = result["best"]
@@ -54,7 +54,7 @@ def main(argv: list[str]) -> None:
             f"seconds={result['seconds']:.1f}"
         )
         return
-    from tfkip.finite import train
+    from tfkip.transfer import train
 
     metrics = train(finite_flags.train_config_from_flags(), strategy)
     logging.info("metrics: %s", json.dumps({k: v for k, v in metrics.items() if k != "config"}))

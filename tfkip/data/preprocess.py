@@ -17,10 +17,11 @@ Follows the KIP reference code (spec §1.4 and §2 "Data"):
 from __future__ import annotations
 
 import io
-import uuid
 
 import numpy as np
 import tensorflow as tf
+
+from tfkip import files
 
 __all__ = ["Preprocessor", "centered_one_hot", "layer_norm_rows", "zca_whitening_matrix"]
 
@@ -272,8 +273,8 @@ class Preprocessor:
     def save(self, path: str) -> None:
         """Writes the full state (including the ZCA matrix) to an npz, atomically.
 
-        The bytes go to ``path + '.tmp-<random>'`` and are renamed over ``path``, so a
-        reader never sees a partial file. ``path`` may be local or ``gs://``.
+        Through `tfkip.files.atomic_write_bytes`: a reader never sees a partial file.
+        ``path`` may be local or ``gs://``.
         """
         arrays = {
             "format_version": np.int64(_FORMAT_VERSION),
@@ -285,16 +286,7 @@ class Preprocessor:
         }
         if self.zca_matrix is not None:
             arrays["zca_matrix"] = self.zca_matrix
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-        try:
-            with tf.io.gfile.GFile(tmp, "wb") as f:
-                f.write(buffer.getvalue())
-            tf.io.gfile.rename(tmp, path, overwrite=True)
-        finally:
-            if tf.io.gfile.exists(tmp):
-                tf.io.gfile.remove(tmp)
+        files.atomic_write_bytes(path, files.npz_bytes(**arrays))
 
     @classmethod
     def load(cls, path: str) -> Preprocessor:

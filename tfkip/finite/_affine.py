@@ -19,17 +19,9 @@ from typing import Any
 
 import keras
 
-from tfkip.kernels.base import check_parameterization, check_std
+from tfkip.checks import check_parameterization, check_seed, check_std
 
 _BIAS_SEED_OFFSET = 0x5BD1E995
-
-
-def check_seed(seed: Any) -> int | None:
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be None or an integer >= 0. Received: seed={seed!r}")
-    return seed
 
 
 class AffineMixin:

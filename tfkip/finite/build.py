@@ -26,13 +26,13 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from tfkip.checks import check_positive_int
 from tfkip.finite.conv import NTKConv
 from tfkip.finite.dense import NTKDense
 from tfkip.finite.erf import Erf
 from tfkip.finite.pooling import ZeroPaddedAveragePooling2D
 from tfkip.kernels import AvgPool, Conv, Dense, Flatten, GlobalAvgPool, Layer, Network, Relu
 from tfkip.kernels import Erf as KernelErf
-from tfkip.kernels.base import check_positive_int
 
 
 def to_keras_layer(

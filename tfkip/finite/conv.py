@@ -6,9 +6,9 @@ from typing import Any
 
 import keras
 
+from tfkip.checks import check_padding, check_positive_int, check_window
 from tfkip.finite._affine import AffineMixin
 from tfkip.kernels import spatial
-from tfkip.kernels.base import check_padding, check_positive_int, check_window
 
 
 @keras.saving.register_keras_serializable(package="tfkip")

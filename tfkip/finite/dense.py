@@ -6,8 +6,8 @@ from typing import Any
 
 import keras
 
+from tfkip.checks import check_positive_int
 from tfkip.finite._affine import AffineMixin
-from tfkip.kernels.base import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="tfkip")

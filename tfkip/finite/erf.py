@@ -6,7 +6,7 @@ from typing import Any
 
 import keras
 
-from tfkip.kernels.base import check_std
+from tfkip.checks import check_std
 
 
 @keras.saving.register_keras_serializable(package="tfkip")

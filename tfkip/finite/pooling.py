@@ -14,8 +14,8 @@ from typing import Any
 
 import keras
 
+from tfkip.checks import check_padding, check_window
 from tfkip.kernels import spatial
-from tfkip.kernels.base import check_padding, check_window
 
 
 @keras.saving.register_keras_serializable(package="tfkip")

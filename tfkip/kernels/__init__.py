@@ -12,10 +12,10 @@ The layers and their arguments follow neural-tangents' ``stax``; compose them wi
 TensorShape([4, 4])
 """
 
-from tfkip.kernels.base import Layer
-from tfkip.kernels.combinators import Network, serial
 from tfkip.kernels.kernel import Kernel, Layout, Shape
+from tfkip.kernels.layer import Layer
 from tfkip.kernels.linear import Conv, Dense
+from tfkip.kernels.network import Network, serial
 from tfkip.kernels.nonlinear import Erf, Relu
 from tfkip.kernels.pooling import AvgPool, Flatten, GlobalAvgPool
 

@@ -21,18 +21,16 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfkip.kernels import spatial
-from tfkip.kernels.base import (
-    Layer,
+from tfkip.checks import (
     check_padding,
     check_parameterization,
     check_positive_int,
     check_std,
     check_window,
-    require_spatial,
-    scale_add,
 )
+from tfkip.kernels import spatial
 from tfkip.kernels.kernel import Kernel, Layout, Shape
+from tfkip.kernels.layer import Layer, require_spatial, scale_add
 
 
 class _Affine(Layer):

@@ -23,9 +23,10 @@ from typing import Any
 import tensorflow as tf
 from tensorflow.compiler.tf2xla.python import xla as tfxla
 
+from tfkip.checks import check_std
 from tfkip.kernels import spatial
-from tfkip.kernels.base import Layer, check_std
 from tfkip.kernels.kernel import Kernel, Layout, Shape
+from tfkip.kernels.layer import Layer
 
 
 class _Pointwise(Layer):

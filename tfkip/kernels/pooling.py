@@ -13,9 +13,10 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfkip.checks import check_padding, check_window
 from tfkip.kernels import spatial
-from tfkip.kernels.base import Layer, check_padding, check_window, require_spatial
 from tfkip.kernels.kernel import Kernel, Layout, Shape
+from tfkip.kernels.layer import Layer, require_spatial
 
 
 class AvgPool(Layer):

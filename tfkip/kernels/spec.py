@@ -6,8 +6,8 @@ The schema is the one of the neural-tangents fixtures: a list of
 
 from __future__ import annotations
 
-from tfkip.kernels.combinators import Network, serial
 from tfkip.kernels.linear import Conv, Dense
+from tfkip.kernels.network import Network, serial
 from tfkip.kernels.nonlinear import Erf, Relu
 from tfkip.kernels.pooling import AvgPool, Flatten, GlobalAvgPool
 

@@ -28,7 +28,9 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from tfkip.kernels.inputs import check_input_shape
 from tfkip.kernels.kernel import Layout
+from tfkip.kernels.pairs import gather_pairs, symmetric_pairs
 from tfkip.kernels.pooling import Flatten
 
 DEFAULT_MEMORY_BUDGET = 2**28
@@ -72,9 +74,7 @@ def pair_bytes(network, per_example_shape, itemsize: int) -> int:
 
 def _layer_entries(network, per_example_shape) -> list[tuple[int, Layout]]:
     """``(entries per pair, layout)`` at the input of every layer."""
-    from tfkip.kernels.combinators import _input_shape
-
-    shape = _input_shape(per_example_shape)
+    shape = check_input_shape(per_example_shape)
     if isinstance(network.layers[0], Flatten):
         return [(1, Layout.FLAT)]  # the input kernel is computed flat (`Network._input_kernel`)
     out = [(1, Layout.FLAT)]
@@ -200,7 +200,7 @@ def tiled_self_variances(network, x: tf.Tensor, size: int) -> list[tf.Tensor]:
 def tiled(
     network, x1: tf.Tensor, x2: tf.Tensor | None, gets: tuple[str, ...], batch_size, variances1=None
 ):
-    """Tiled ``network._compute(x1, x2, gets) -> {get: (n1, n2)}``; ``variances1``:
+    """Tiled ``network.compute(x1, x2, gets) -> {get: (n1, n2)}``; ``variances1``:
     precomputed `Network.self_variances` of ``x1`` (for ``x2`` not None), else computed."""
     b1, b2 = check_batch_size(batch_size)
     same_inputs = x2 is None
@@ -209,12 +209,12 @@ def tiled(
     if n1 is None or n2 is None:
         raise ValueError("Tiled kernels need a static number of inputs (x.shape[0]).")
     if n1 == 0 or n2 == 0:
-        return network._compute(x1, x2, gets, variances1=variances1)
+        return network.compute(x1, x2, gets, variances1=variances1)
     b1, b2 = min(b1, n1), min(b2, n2)
     if same_inputs:
         b1 = b2 = min(b1, b2)  # square tiles: diagonal tiles pair identical rows
     if b1 >= n1 and b2 >= n2:
-        return network._compute(x1, x2, gets, variances1=variances1)
+        return network.compute(x1, x2, gets, variances1=variances1)
     if same_inputs and network.layouts[0] != Layout.FLAT:
         return tiled_symmetric(network, x1, gets, b1 * b2, b1)
     var1 = tiled_self_variances(network, x1, b1) if variances1 is None else variances1
@@ -228,7 +228,7 @@ def tiled(
     @tf.recompute_grad
     def tile(a, b, on_diagonal, *variances):
         same = tf.logical_and(eye, on_diagonal > 0) if same_inputs else None
-        out = network._compute(
+        out = network.compute(
             a, b, gets, same=same, variances1=list(variances[:k]), variances2=list(variances[k:])
         )
         return tuple(out[g] for g in gets)
@@ -250,11 +250,9 @@ def tiled(
 
 
 def tiled_symmetric(network, x: tf.Tensor, gets, pairs_per_tile: int, rows_per_tile: int):
-    """``network._symmetric(x, gets)`` in tiles of ``pairs_per_tile`` unordered pairs: the
-    ``n (n + 1) / 2`` pairs ``i <= j`` (`combinators.symmetric_pairs`) by `tiled_pairs`,
+    """``network.symmetric(x, gets)`` in tiles of ``pairs_per_tile`` unordered pairs: the
+    ``n (n + 1) / 2`` pairs ``i <= j`` (`pairs.symmetric_pairs`) by `tiled_pairs`,
     gathered into the symmetric ``(n, n)`` result."""
-    from tfkip.kernels.combinators import symmetric_pairs
-
     rows, cols, index = symmetric_pairs(x.shape[0])
     values = tiled_pairs(network, x, rows, cols, gets, pairs_per_tile, rows_per_tile)
     return {g: tf.gather(value, index) for g, value in values.items()}
@@ -270,8 +268,6 @@ def tiled_pairs(
     in the backward pass) and cut back to ``P``; the self variances of ``x`` are
     ``variances`` if given, else computed in row tiles of ``rows_per_tile``.
     """
-    from tfkip.kernels.combinators import gather_pairs
-
     pairs_per_tile = _balanced(len(rows), pairs_per_tile)
     tiles = -(-len(rows) // pairs_per_tile)
     pad = tiles * pairs_per_tile - len(rows)
@@ -283,7 +279,7 @@ def tiled_pairs(
 
     @tf.recompute_grad
     def tile(a, b, same, *v):  # same: 1.0 for identical pairs (a float: a tile input)
-        out = network._compute_pairs(a, b, gets, same > 0, list(v[:k]), list(v[k:]))
+        out = network.compute_pairs(a, b, gets, same > 0, list(v[:k]), list(v[k:]))
         return tuple(out[g] for g in gets)
 
     def body(t):

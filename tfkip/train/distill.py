@@ -26,18 +26,18 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfkip import architectures, io
+from tfkip import architectures, files
 from tfkip.data import class_balanced_indices, make_augmentation, prepare
-from tfkip.export.grid import class_names_for, image_grid
 from tfkip.kip.krr import check_finite
 from tfkip.kip.model import KIPModel
 from tfkip.kip.optimizer import KIPAdam
-from tfkip.progress import Progress, format_duration, format_rate
+from tfkip.runtime.progress import Progress, format_duration, format_rate
 from tfkip.train.config import DistillConfig
 from tfkip.train.loop import KIPTrainer
 from tfkip.train.preemption import Preempted, TerminationWatcher
 from tfkip.train.strategy import get_strategy, is_chief, set_precision_policy, worker_dir
 from tfkip.train.workdir import Workdir
+from tfkip.viz.grid import class_names_for, image_grid
 
 
 def build_network(config: DistillConfig, num_classes: int):
@@ -75,7 +75,7 @@ class _Run:
         self.workdir = Workdir(config.workdir)
         self.checkpoint_dir = self.workdir.join("checkpoints")
         if not self.is_chief:
-            self.checkpoint_dir = io.join(worker_dir(config.workdir), "checkpoints")
+            self.checkpoint_dir = files.join(worker_dir(config.workdir), "checkpoints")
         full = dict(
             config.to_dict(),
             job="label_solve" if label_solve else "kip",

@@ -41,7 +41,7 @@ from tfkip.data.sampling import TargetSampler
 from tfkip.kip.krr import check_finite
 from tfkip.kip.label_solve import solve_labels
 from tfkip.kip.model import KIPModel
-from tfkip.train.memory import FirstCalls
+from tfkip.runtime.memory import FirstCalls
 from tfkip.train.strategy import is_default_strategy, replica_batch_size
 
 
@@ -77,7 +77,7 @@ class KIPTrainer:
         nonlinearity, and their step is dominated by the support-target pairs.
       release_compile_memory: during the first (compiling) call of the training loop,
         of evaluation and of Label Solve, hand the memory XLA's compiler frees back to
-        the operating system (`tfkip.train.memory`): lowers the peak RSS of a ConvNet
+        the operating system (`tfkip.runtime.memory`): lowers the peak RSS of a ConvNet
         run by ~0.15 GB. A no-op where the C library is not glibc.
     """
 
@@ -328,7 +328,7 @@ class KIPTrainer:
     ) -> dict[str, float]:
         """KRR test accuracy and MSE (``0.5 mean (pred - y)^2``) of the current support.
 
-        ``progress(test_images_done)`` (e.g. `tfkip.progress.Progress.update`) is called
+        ``progress(test_images_done)`` (e.g. `tfkip.runtime.progress.Progress.update`) is called
         after each group of tiles.
         """
         x_test = np.asarray(x_test, self.model.dtype)

@@ -190,7 +190,7 @@ def worker_dir(workdir: str) -> str:
     import json
     import os
 
-    from tfkip import io
+    from tfkip import files
 
     task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {})
-    return io.join(workdir, f".worker-{task.get('type', 'worker')}-{task.get('index', 0)}")
+    return files.join(workdir, f".worker-{task.get('type', 'worker')}-{task.get('index', 0)}")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfkip import io
+from tfkip import files
 
 
 class ConfigMismatchError(ValueError):
@@ -29,10 +29,10 @@ class ConfigMismatchError(ValueError):
 class Workdir:
     def __init__(self, path: str):
         self.path = path
-        io.makedirs(path)
+        files.makedirs(path)
 
     def join(self, *parts: str) -> str:
-        return io.join(self.path, *parts)
+        return files.join(self.path, *parts)
 
     # ------------------------------------------------------------- config
     def check_or_write_config(
@@ -48,7 +48,7 @@ class Workdir:
         resumed = False
         if tf.io.gfile.exists(path):
             try:
-                old = json.loads(io.read_bytes(path).decode("utf-8"))
+                old = json.loads(files.read_bytes(path).decode("utf-8"))
             except (ValueError, UnicodeDecodeError) as err:
                 raise ConfigMismatchError(
                     f"{path} is not valid JSON ({err}); use a fresh --workdir."
@@ -77,35 +77,37 @@ class Workdir:
 
     def remove_interrupted_writes(self) -> list[str]:
         """Deletes what interrupted atomic writes left in the workdir (the hidden
-        ``.NAME.tmp-*`` files of `tfkip.io.temp_name`; the finished files were never
+        ``.NAME.tmp-*`` files of `tfkip.files.temp_name`; the finished files were never
         touched); returns their paths. Call it before this run writes anything (the chief,
         at start), so that no write of its own is in flight."""
         stale = [
-            self.join(name) for name in tf.io.gfile.listdir(self.path) if io.is_temp_name(name)
+            self.join(name) for name in tf.io.gfile.listdir(self.path) if files.is_temp_name(name)
         ]
         for path in stale:
-            io.remove_quietly(path)
+            files.remove_quietly(path)
         return stale
 
     def write_json(self, name: str, value: Any) -> None:
-        io.atomic_write_bytes(self.join(name), json.dumps(value, indent=2, sort_keys=True).encode())
+        files.atomic_write_bytes(
+            self.join(name), json.dumps(value, indent=2, sort_keys=True).encode()
+        )
 
     # ------------------------------------------------------------ metrics
     def read_metrics(self) -> list[dict[str, Any]]:
         path = self.join("metrics.jsonl")
         if not tf.io.gfile.exists(path):
             return []
-        lines = io.read_bytes(path).decode("utf-8").splitlines()
+        lines = files.read_bytes(path).decode("utf-8").splitlines()
         return [json.loads(line) for line in lines if line.strip()]
 
     def write_metrics(self, records: list[dict[str, Any]]) -> None:
         text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
-        io.atomic_write_bytes(self.join("metrics.jsonl"), text.encode("utf-8"))
+        files.atomic_write_bytes(self.join("metrics.jsonl"), text.encode("utf-8"))
 
     # ------------------------------------------------------------ outputs
     def write_distilled(self, images: np.ndarray, labels: np.ndarray) -> None:
-        io.atomic_write_bytes(
-            self.join("distilled.npz"), io.npz_bytes(images=images, labels=labels)
+        files.atomic_write_bytes(
+            self.join("distilled.npz"), files.npz_bytes(images=images, labels=labels)
         )
 
 
