@@ -16,7 +16,7 @@ Distributed (same results, see tests/train):
               "task": {"type": "worker", "index": 0}}' \
       python launch/distill.py --strategy=multi_worker_mirrored --workdir=gs://... ...
   python launch/distill.py --strategy=tpu --tpu=local --dtype=float32 \
-      --data_dir=gs://... --workdir=gs://... ...       # Cloud TPU VM: launch/cloud_tpu.md
+      --data_dir=gs://... --workdir=gs://... ...       # Cloud TPU VM: docs/cloud_tpu.md
 """
 
 import distill_flags

@@ -309,13 +309,20 @@ def test_layouts_at_run_time_follow_the_plan():
     assert probe.seen == [(DIAG, (3, 2, 6, 4)), (DIAG, (6, 1, 6, 4))]
 
 
-def test_plan_is_decided_once():
-    net = NETS["pooled_flatten"][0]
-    layouts = net.layouts
-    x1, x2 = _inputs("pooled_flatten", 2, 2)
-    net.kernel_fn(x1, x2)
-    net.kernel_fn(x1[:, :3, :3], None)  # another image size: same plan object
-    assert net.layouts is layouts and len(layouts) == len(net.layers)
+def test_plan_is_decided_once_and_followed_at_every_image_size():
+    """The layouts are fixed at construction (an immutable tuple: FULL up to the pool,
+    DIAG after it), and the recursion uses exactly them whatever the image size."""
+    probe = Probe()
+    net = serial(Conv(4, (3, 3), padding="SAME"), Relu(), AvgPool((2, 2)), probe, Flatten())
+    assert net.layouts == (FULL, FULL, FULL, DIAG, DIAG)
+    with pytest.raises(TypeError):
+        net.layouts[0] = DIAG  # a tuple: nothing can change the plan afterwards
+    for size in (4, 6):
+        x1, x2 = randn(1, 2, size, size, 1), randn(2, 3, size, size, 1)
+        net.kernel_fn(x1, x2, get="nngp")
+    pooled = [(3, 3), (5, 5)]  # a 2x2 window, stride 1, VALID
+    assert probe.seen == [(DIAG, (2, 3, *hw)) for hw in pooled]
+    assert net.layouts == (FULL, FULL, FULL, DIAG, DIAG)
 
 
 def test_erf_in_plan_passes_requirements_on():

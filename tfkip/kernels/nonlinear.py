@@ -67,7 +67,7 @@ class _Pointwise(Layer):
                 eye = spatial.positions_eye(kernel.shape.spatial)
                 # Kept apart: their conjunction is a full-size mask, which TensorFlow
                 # folds into a constant of the whole kernel's size when the pairs are
-                # static (10 MB for 155 pairs at 16x16, and ~150 MB of compilation).
+                # static (memory, and compilation time, of a kernel-sized constant).
                 same = (same[:, :, None, None, None, None], eye[None, None])
         full = kernel.layout == Layout.FULL
         ntk_is_nngp = kernel.ntk_state == "nngp"
@@ -196,10 +196,9 @@ def relu_map(
     backward forms ``rho`` differently (`_relu_parts`), makes it depend on the cotangent,
     and writes its outputs (value cotangents and the variances' factor) in one fused pass,
     so the layer holds only its inputs for the reverse pass. That pays on the large FULL
-    (position-by-position) covariances of pooled networks (the ConvNet 16x16x3 KIP step's
-    XLA buffers: 533 -> 390 MiB for 155 pairs, and a faster step); on small DIAG ones the
-    recomputation costs more than the memory traffic it saves (Conv2-Flatten step 20-40%
-    slower), so they keep them. Shapes: ``values`` ``(k, ...)`` with k = 1 (NNGP only, or
+    (position-by-position) covariances of pooled networks (fewer XLA buffers, less memory
+    traffic); on small DIAG ones the recomputation costs more than the memory traffic it
+    saves, so they keep them. Shapes: ``values`` ``(k, ...)`` with k = 1 (NNGP only, or
     ``ntk_is_nngp``) or 2; ``v1``, ``v2`` broadcast against ``values[0]``; ``same`` None, a
     bool tensor broadcastable to ``values[0]``, or a tuple of them marking identical inputs
     where all hold.

@@ -206,9 +206,8 @@ def _reduce_window_sum(x, axes: dict) -> tf.Tensor:
 
     An all-ones window is separable, so a sum over several axes is a chain of one-axis
     reduce-windows, innermost axis first: XLA on CPU emits a reduce-window as scalar loops
-    over the whole window, and a 3x3 window costs about three times two 3-tap passes
-    (Conv-Flatten KIP steps: ~35% faster). Each pass stays a fusion boundary that reads
-    its producer once.
+    over the whole window, so a 3x3 window costs about three times two 3-tap passes. Each
+    pass stays a fusion boundary that reads its producer once.
     """
     rank = x.shape.rank
     if len(axes) > 1:

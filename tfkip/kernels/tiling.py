@@ -34,28 +34,22 @@ from tfkip.kernels.pairs import gather_pairs, symmetric_pairs
 from tfkip.kernels.pooling import Flatten
 
 DEFAULT_MEMORY_BUDGET = 2**28
-"""Bytes that one tile's covariance tensors may take (forward and backward), 256 MiB.
-
-Measured on the preset ConvNet KIP step (support 10, target 10, float32, 2 cores), 256 MiB
-against 1 GiB: 32x32x3, 31 tiles of 5 pairs against 7 of 23, the same time per step (8.7 vs
-8.8 s) at 1.25 instead of 2.02 GB peak RSS; 16x16x3, 2 tiles of 78 pairs against one of 155,
-0.54 instead of 0.43 s per step at 1.15 instead of 1.29 GB. The forward Conv3+Flatten and
-Conv3+GAP cases of ``benchmarks/kernels.py`` take the same time at 0.13-0.2 GB less."""
+"""Bytes that one tile's covariance tensors may take (forward and backward), 256 MiB: on
+the preset ConvNet the 32x32 step takes the same time as with larger tiles at far less
+peak memory (benchmarks/kip_step.py ``--kernel-memory-mib``; docs/kernels.md)."""
 
 LIVE_COPIES = 20
 """Full-size tensors per input pair alive at the peak of a backward pass through per-position
 (DIAG) or flat covariances (nngp and ntk of the widest layer and of its neighbours, their
 cotangents, padded copies for the window sums and a nonlinearity's intermediates): the
 factor from one pair's largest covariance to its working memory. Measured from XLA's buffer
-assignment (``preallocated-temp``) of whole KIP steps, float32, support 10, target 10."""
+assignment (``preallocated-temp``) of whole KIP steps."""
 
 FULL_LIVE_COPIES = 11
 """The same factor for position-by-position (FULL) covariances, the ones pooled networks
-hold: their ReLU keeps only its inputs for the reverse pass (`nonlinear.relu_map`). Measured
-per pair on the preset ConvNet, 10.1 at 16x16x3 untiled (`Network.kip_kernel_fn`, 155 pairs,
-390 MiB), 10.5 for ``kernel_fn(x_t, x_s)`` alone (100 pairs, 262 MiB) and 8.8 at 32x32x3 in
-tiles of 12 pairs (422 MiB). The process also holds TensorFlow itself (about 0.6 GB) and
-XLA's compilation (0.5-1 GB for these programs), which no budget bounds."""
+hold: their ReLU keeps only its inputs for the reverse pass (`nonlinear.relu_map`); measured
+from XLA's buffer assignment of the preset ConvNet's steps and forward passes. The process
+also holds TensorFlow itself and XLA's compilation, which no budget bounds."""
 
 
 def pair_entries(network, per_example_shape) -> int:

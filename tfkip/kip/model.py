@@ -42,7 +42,7 @@ class KIPModel(keras.Model):
         None (`tiling.plan_tiles`; None: `tiling.DEFAULT_MEMORY_BUDGET`, 256 MiB). A
         budget that holds the whole ``K_ss`` and ``K_ts`` (one batch of input pairs,
         `Network.kip_kernel_fn`) leaves them untiled, which skips the recomputation of
-        the tiles' forward pass: faster, at more memory (see README, benchmarks).
+        the tiles' forward pass: faster, at more memory (docs/kernels.md).
 
     >>> import keras, numpy as np
     >>> from tfkip import architectures

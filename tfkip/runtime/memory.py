@@ -4,9 +4,8 @@ The first call of a jit-compiled function compiles it (TensorFlow graph -> HLO -
 optimised HLO -> machine code) and then runs it, inside the same op. Compilation frees
 nearly everything it allocates, but glibc's malloc keeps freed pages in its arenas
 (they are fragmented, so it cannot shrink them), and the program's buffers are then
-mapped afresh: the process peaks at *compiler garbage + buffers*. For the preset ConvNet
-KIP step on 16x16x3 images that garbage is ~0.15 GB of a 1.44 GB peak (XLA's buffers:
-0.34 GB); ``malloc_trim`` hands it back.
+mapped afresh: the process peaks at *compiler garbage + buffers*; ``malloc_trim`` hands
+the garbage back.
 
 `trimming()` does so while a block runs: a daemon thread calls ``malloc_trim(0)`` every
 ``period`` seconds, and once more when the block ends. `KIPTrainer` wraps each compiled
@@ -29,8 +28,7 @@ from collections.abc import Iterator
 import keras
 
 DEFAULT_PERIOD = 0.1
-"""Seconds between two trims during a compiling call (a trim took 0.9 ms median, 5.6 ms
-at the 90th percentile, during a ConvNet 16x16 KIP run)."""
+"""Seconds between two trims during a compiling call (a trim takes milliseconds)."""
 
 
 @functools.cache

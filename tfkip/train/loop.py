@@ -20,11 +20,8 @@ Where the target batch is gathered (``target_pipeline``):
 * ``"in_step"`` (the default except on TPU): inside the loop, on the host, right before
   the step that uses it: the sampler's indices and a `tf.gather` from the pool (a host
   constant). No input thread runs beside the step, competing with it for the cores, the
-  caches and the memory bandwidth (a 1,000-image float64 batch is 6.3 MB of random pool
-  rows). On a 2-core CPU an FC1 float64 step (1,000 targets) is 2-25% faster (median
-  10%) than with the `tf.data` pipeline, which gathers the same batch on another thread
-  (A/B in one process, five runs: 3.06 vs 3.42, 4.41 vs 4.66, 3.66 vs 3.72, 3.24 vs
-  3.60, 2.83 vs 3.76 ms per step).
+  caches and the memory bandwidth, which on a CPU makes the short steps of flat networks
+  faster than with the `tf.data` pipeline (which gathers on another thread).
 * ``"dataset"`` (the default on TPU): a `tf.data` pipeline
   (`distribute_datasets_from_function`, two batches prefetched) whose elements are the
   replicas' shards, fed to the accelerator while it computes.
@@ -63,7 +60,7 @@ class KIPTrainer:
         are the same either way.
       fuse_update: run the optimizer's update in the step's XLA program (one compiled
         call per step instead of the gradient's program followed by ~20 TensorFlow ops
-        per variable: an FC1 float64 step 4-7% faster). None (the default): under the
+        per variable). None (the default): under the
         default strategy with ``jit_compile``; elsewhere the update stays outside XLA,
         where the strategy all-reduces the replicas' gradients. True needs
         ``jit_compile`` and one replica. The update is the same arithmetic either way
@@ -72,13 +69,13 @@ class KIPTrainer:
         (`KIPModel.target_variances`) once for the whole pool and gather them with each
         batch, instead of in every step. None (the default): when the network's
         variances are one number per image and nonlinearity (FC networks, Flatten
-        first), so the cache is tiny: an FC1 float64 step ~9% faster (a pass over the
-        target batch fewer). Spatial networks keep a position map per image and
+        first), so the cache is tiny and saves a pass over the target batch per step.
+        Spatial networks keep a position map per image and
         nonlinearity, and their step is dominated by the support-target pairs.
       release_compile_memory: during the first (compiling) call of the training loop,
         of evaluation and of Label Solve, hand the memory XLA's compiler frees back to
-        the operating system (`tfkip.runtime.memory`): lowers the peak RSS of a ConvNet
-        run by ~0.15 GB. A no-op where the C library is not glibc.
+        the operating system (`tfkip.runtime.memory`): lowers the peak RSS of the run.
+        A no-op where the C library is not glibc.
     """
 
     def __init__(
