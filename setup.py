@@ -27,7 +27,7 @@ setup(
         "tensorboard",
     ],
     extras_require={
-        # pytest-xdist: the suite runs on two workers (README.md, Tests).
+        # pytest-xdist: the suite runs on two workers (docs/development.md).
         "test": ["pytest>=7", "pytest-xdist>=3", "ruff>=0.5"],
     },
 )

@@ -3,7 +3,7 @@ r"""Trains a finite network on a distilled set and tests it on the real test spl
 The default recipe keeps what the kernel learned: the standard-parameterized network,
 centred (f - f_init, the frozen initial copy inside model.keras), no L2, 1000 steps of SGD
 momentum 0.9 with cosine decay from the empirical-NTK maximum learning rate, MSE on the
-centred labels, batch 100 (why standard, not NTK: `tfkip.transfer.recipes`).
+centred labels, batch 100 (why standard, not NTK: docs/transfer.md).
 ``--recipe=reference`` is kip/nn_training exactly (spec §4: standard parameterization, not
 centred, L2 1e-3, 5000 steps). The test split is preprocessed like
 the distilled images (read from the run's config.json; a mismatch is refused).

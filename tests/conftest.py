@@ -1,6 +1,6 @@
 """Test-session configuration: the order in which test files start.
 
-The suite runs on two pytest-xdist workers with ``--dist loadfile`` (README.md, Tests):
+The suite runs on two pytest-xdist workers with ``--dist loadfile`` (docs/development.md):
 each file runs whole on one worker, and files are handed out in collection order. A few
 files take minutes (they train in subprocesses, or run 500-step distillations); if one of
 them were handed out last, one worker would run it alone while the other sat idle. So
