@@ -194,10 +194,15 @@ def run_measured(cmd, *, env=None, timeout: float, max_rss_mb: float) -> dict:
 
 
 def tfkip_env() -> dict:
-    """The environment for a tfkip child: this checkout's tfkip first on the path."""
+    """The environment for a tfkip child: this checkout's tfkip first on the path, and the
+    XLA settings the launchers apply (`tfkip.runtime.configure_xla`)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.path.insert(0, REPO)
+    from tfkip.runtime.xla import configure_xla
+
+    configure_xla(env)
     return env
 
 

@@ -31,6 +31,7 @@ import time
 import numpy as np
 
 from tfkip import data
+from tfkip.runtime import configure_xla
 from tfkip.transfer import TrainConfig, load_transfer_data, resolve_config, train_on_arrays
 
 
@@ -54,6 +55,7 @@ def run_krr(run: str) -> tuple[float | None, float | None]:
 
 
 def main() -> None:
+    configure_xla()  # as the launchers do, before anything compiles
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--distilled", required=True, help="comma list of distill workdirs")
     parser.add_argument("--recipes", default="default,reference", help="comma list of recipes")

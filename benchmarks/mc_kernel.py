@@ -28,6 +28,7 @@ import numpy as np
 from tfkip import architectures
 from tfkip import kernels as k
 from tfkip.finite import build_model, empirical_ntk, gaussian_standard_error, monte_carlo_nngp
+from tfkip.runtime import configure_xla
 
 KW = dict(W_std=math.sqrt(2.0), b_std=0.1)
 
@@ -58,6 +59,7 @@ def rel(a, b) -> float:
 
 
 def main() -> None:
+    configure_xla()  # as the launchers do, before anything compiles
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nets", default="fc,conv,pooled", help="comma list of fc,conv,pooled")
     parser.add_argument("--widths", default="16,64,256", help="comma list of widths")

@@ -65,6 +65,9 @@ def _measure(runners: dict, batch: int, repeats: int, min_steps: int) -> dict[st
 
 
 def worker(case: str, dtype: str, devices: int, repeats: int, min_steps: int) -> dict:
+    from tfkip.runtime import configure_xla
+
+    configure_xla()  # as the launchers do, before anything compiles
     from tfkip.train import configure_cpu_devices
 
     configure_cpu_devices(devices)
