@@ -26,13 +26,17 @@ Conv depth 2 width 256 ~0.1 s, ConvNet depth 3 width 128 ~0.1 s; the reference
 width-1024 ConvNet took ~2,000 s for 5,000 steps on one accelerator (spec §8).
 """
 
-import json
+from tfkip.logs import quiet_startup
 
-import finite_flags
-from absl import app, flags, logging
+quiet_startup()  # before TensorFlow loads: hides its C++ start-up lines (--verbosity=1 shows)
 
-from tfkip import cli
-from tfkip.train import get_strategy
+import json  # noqa: E402
+
+import finite_flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+
+from tfkip import cli, runtime_lock  # noqa: E402
+from tfkip.train import get_strategy  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.adopt_module_key_flags(finite_flags)  # --help lists every flag
@@ -42,6 +46,12 @@ flags.adopt_module_key_flags(cli)  # --debug
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    chief = runtime_lock.chief_from_environment(FLAGS.strategy)
+    with cli.own(FLAGS.workdir, chief=chief):
+        _run()
+
+
+def _run() -> None:
     strategy = get_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.num_cpu_devices)
     if FLAGS.search:
         from tfkip.finite.search import search  # after the devices are configured

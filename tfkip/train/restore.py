@@ -1,0 +1,66 @@
+"""Resume from the newest checkpoint that can be read, falling back past corrupt ones.
+
+`restore_latest_good(checkpoint, directory)` tries the checkpoints that
+``directory/checkpoint`` lists (a `tf.train.CheckpointManager` keeps ``max_to_keep``),
+newest first. A truncated or corrupt one (TensorFlow checks every tensor's CRC32C, so a
+damaged file fails as ``DataLossError`` / ``OutOfRangeError`` / ...) is skipped with one
+warning naming it and the reason; the run resumes from the previous one. With
+``rewrite_state`` (the chief) the state file is rewritten without the unreadable ones, so
+that a later `tf.train.CheckpointManager` and error messages see the good one as the
+latest; the damaged files are left in place and overwritten when the run saves that step
+again. If none can be read, `CheckpointError` (a ValueError: one ``error:`` line).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+from absl import logging
+from tensorflow.python.checkpoint import checkpoint_management
+
+
+class CheckpointError(ValueError):
+    """No checkpoint of the workdir can be restored."""
+
+
+def _reason(error: BaseException) -> str:
+    text = getattr(error, "message", None) or str(error) or type(error).__name__
+    return " ".join(text.split())[:300]
+
+
+def restore_latest_good(
+    checkpoint: tf.train.Checkpoint, directory: str, rewrite_state: bool = True
+) -> str | None:
+    """Restores the newest readable checkpoint of ``directory``; returns its path (None if
+    there is none). See the module docstring.
+
+    Raises:
+      CheckpointError: checkpoints are listed but none can be read.
+    """
+    state = tf.train.get_checkpoint_state(directory)
+    if state is None or not state.model_checkpoint_path:
+        return None
+    paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+    if state.model_checkpoint_path not in paths:
+        paths.append(state.model_checkpoint_path)
+    failures = []
+    for path in reversed(paths):
+        try:
+            checkpoint.restore(path).assert_existing_objects_matched()
+        except (tf.errors.OpError, ValueError, AssertionError) as err:
+            failures.append((path, err))
+            logging.warning("Checkpoint %s cannot be read (%s).", path, _reason(err))
+            continue
+        if failures:
+            bad = ", ".join(p for p, _ in failures)
+            logging.warning("Skipped the unreadable checkpoint(s) %s; resuming from %s.", bad, path)
+            if rewrite_state:
+                good = [p for p in paths if p not in {b for b, _ in failures}]
+                checkpoint_management.update_checkpoint_state_internal(
+                    directory, path, all_model_checkpoint_paths=good, save_relative_paths=True
+                )
+        return path
+    path, err = failures[0]
+    raise CheckpointError(
+        f"No checkpoint in {directory} can be read (newest: {path}: {_reason(err)}). Restore "
+        f"the files from a backup, or use a fresh --workdir."
+    )
