@@ -3,7 +3,8 @@
 `restore_latest_good(checkpoint, directory)` tries the checkpoints that
 ``directory/checkpoint`` lists (a `tf.train.CheckpointManager` keeps ``max_to_keep``),
 newest first. A truncated or corrupt one (TensorFlow checks every tensor's CRC32C, so a
-damaged file fails as ``DataLossError`` / ``OutOfRangeError`` / ...) is skipped with one
+damaged file fails as ``DataLossError``, ``OutOfRangeError``, an ``IndexError`` "Read less
+bytes than requested", ...) is skipped with one
 warning naming it and the reason; the run resumes from the previous one. With
 ``rewrite_state`` (the chief) the state file is rewritten without the unreadable ones, so
 that a later `tf.train.CheckpointManager` and error messages see the good one as the
@@ -46,7 +47,7 @@ def restore_latest_good(
     for path in reversed(paths):
         try:
             checkpoint.restore(path).assert_existing_objects_matched()
-        except (tf.errors.OpError, ValueError, AssertionError) as err:
+        except Exception as err:  # noqa: BLE001 (OpError, IndexError, ValueError, ...: all unreadable)
             failures.append((path, err))
             logging.warning("Checkpoint %s cannot be read (%s).", path, _reason(err))
             continue
