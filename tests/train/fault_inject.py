@@ -7,8 +7,8 @@ SCRIPT ARGS...``, the fault chosen by environment variables.
 * ``INJECT_DISTILLED_ENOSPC=K``: the K-th write of distilled.npz (1-based) fails as a
   ``tf.io.gfile`` write on a full disk: half the bytes reach the temporary file, then
   ``ResourceExhaustedError``.
-* ``INJECT_NAN_STEP=S``: KIP step S -> S+1 makes the support NaN (every time it runs, or
-  only the first time with ``INJECT_NAN_ONCE=1``).
+* ``INJECT_NAN_STEP=S``: KIP step S -> S+1 makes the support NaN (every time it runs, or,
+  with ``INJECT_NAN_UNTIL_LR_LOWERED=1``, until the learning rate was lowered).
 """
 
 from __future__ import annotations
@@ -60,18 +60,20 @@ def _distilled_enospc(nth: int) -> None:
     io.AtomicFiles.write_bytes = write_bytes
 
 
-def _nan_step(step: int, once: bool) -> None:
+def _nan_step(step: int, until_lr_lowered: bool) -> None:
     from tfkip.train.loop import KIPTrainer
 
     original = KIPTrainer.train
-    state = {"done": False}
+    state = {"lr": None}
 
     def train(self, start_step, num_steps):
-        if not (start_step <= step < start_step + num_steps) or (once and state["done"]):
+        lr = float(self.model.optimizer.learning_rate.numpy())
+        state["lr"] = lr if state["lr"] is None else state["lr"]
+        lowered = lr < state["lr"]
+        if not (start_step <= step < start_step + num_steps) or (until_lr_lowered and lowered):
             return original(self, start_step, num_steps)
         if step > start_step:
             original(self, start_step, step - start_step)
-        state["done"] = True
         images = self.model.support_images
         images.assign(np.full(images.shape, np.nan, images.numpy().dtype))
         return float("nan"), float("nan")
@@ -86,7 +88,7 @@ def main() -> None:
     if "INJECT_DISTILLED_ENOSPC" in env:
         _distilled_enospc(int(env["INJECT_DISTILLED_ENOSPC"]))
     if "INJECT_NAN_STEP" in env:
-        _nan_step(int(env["INJECT_NAN_STEP"]), env.get("INJECT_NAN_ONCE") == "1")
+        _nan_step(int(env["INJECT_NAN_STEP"]), env.get("INJECT_NAN_UNTIL_LR_LOWERED") == "1")
     script = sys.argv[1]
     sys.argv = sys.argv[1:]
     sys.path.insert(0, os.path.dirname(script))

@@ -186,7 +186,9 @@ def test_nan_step_stops_the_run_with_the_previous_support_intact(reference, tmp_
 def test_nan_step_with_lower_lr_goes_on(tmp_path):
     workdir = tmp_path / "run"
     args = [str(DISTILL), *RUN, "--on_nonfinite=lower_lr", f"--workdir={workdir}"]
-    code, log = run(INJECT, args, tmp_path / "nan.log", INJECT_NAN_STEP="25", INJECT_NAN_ONCE="1")
+    code, log = run(
+        INJECT, args, tmp_path / "nan.log", INJECT_NAN_STEP="25", INJECT_NAN_UNTIL_LR_LOWERED="1"
+    )
     assert code == 0, log[-3000:]
     assert "KIP step 25 -> 26 made the loss or support non-finite; not applied" in log
     assert "Learning rate lowered from 0.04 to 0.02" in log

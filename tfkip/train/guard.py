@@ -93,7 +93,7 @@ class NonFiniteGuard:
         if result is not None:
             return result
         self._restore(before)
-        bad, losses = step + num - 1, []
+        bad, losses = None, []
         for s in range(step, step + num):
             state = self._capture()
             one = self._try(s, 1)
@@ -102,6 +102,14 @@ class NonFiniteGuard:
                 bad = s
                 break
             losses.append(one)
+        if bad is None:  # every step was finite when replayed one at a time
+            logging.warning(
+                "Steps %d-%d gave a non-finite result in one host call but not one by one; "
+                "going on with the one-by-one result.",
+                step,
+                step + num,
+            )
+            return float(np.mean([x[0] for x in losses])), float(np.mean([x[1] for x in losses]))
         lr = self.model.optimizer.learning_rate
         if self.mode == "lower_lr" and self.lowerings < self.max_lowerings:
             self.lowerings += 1
