@@ -172,11 +172,13 @@ def describe(error: BaseException) -> str | None:
     tf_error = errors is not None and isinstance(error, errors.OpError)
     os_errno = getattr(error, "errno", None) if isinstance(error, OSError) else None
     path = error_path(error) or folder or "the output folder"
+    strerror = getattr(error, "strerror", None) if isinstance(error, OSError) else None
+    reason = strerror or _reason(text)
 
     if any(s in text for s in _SPACE) or os_errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"out of space writing {path} ({_reason(text)})." + _safe_part(folder)
+        return f"out of space writing {path} ({reason})." + _safe_part(folder)
     if _READ_ONLY in text or os_errno == errno.EROFS:
-        return f"{path} is on a read-only file system ({_reason(text)})." + _safe_part(folder)
+        return f"{path} is on a read-only file system ({reason})." + _safe_part(folder)
     type_name = type(error).__name__
     if type_name == "CheckpointError":
         return text
@@ -192,9 +194,8 @@ def describe(error: BaseException) -> str | None:
     if isinstance(error, PermissionError) or (
         tf_error and isinstance(error, errors.PermissionDeniedError)
     ):
-        return (
-            f"permission denied on {path} ({_reason(text)}); restore write access to it."
-            + _safe_part(folder)
+        return f"permission denied on {path} ({reason}); restore write access to it." + _safe_part(
+            folder
         )
     if isinstance(error, MemoryError) or (
         tf_error and isinstance(error, errors.ResourceExhaustedError)
