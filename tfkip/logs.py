@@ -10,8 +10,9 @@ the run:
   does not hide them. `quiet_startup`, called by a launch script before anything imports
   TensorFlow, imports it (and lists the GPUs) with file descriptor 2 sent to a temporary
   file, then writes back every line that is not one of :data:`STARTUP_NOISE`; it also
-  sets ``TF_CPP_MIN_LOG_LEVEL=1`` (C++ INFO lines off; warnings and errors stay) unless
-  the environment sets it.
+  sets ``TF_CPP_MIN_LOG_LEVEL=2`` (C++ INFO and WARNING lines off, errors stay) unless the
+  environment sets it: a failed op otherwise adds two C++ warnings ("OP_REQUIRES failed",
+  "Local rendezvous is aborting") to the one ``error:`` line that reports it.
 * "Sharding callback duration: N microseconds", logged at INFO by every checkpoint save.
   `quiet_tensorflow_info` drops those records (from the ``absl`` and ``tensorflow``
   loggers).
@@ -69,7 +70,7 @@ def quiet_startup(argv: Sequence[str] | None = None) -> None:
     """
     if verbose_requested(argv) or "tensorflow" in sys.modules:
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
