@@ -190,7 +190,9 @@ def describe(error: BaseException) -> str | None:
         tf_error and isinstance(error, errors.NotFoundError)
     )
     if missing and folder and not _exists(folder):
-        return f"{folder} vanished while the run was writing to it ({text})." + _safe_part(folder)
+        return f"{folder} vanished while the run was writing {path} ({reason})." + _safe_part(
+            folder
+        )
     if isinstance(error, PermissionError) or (
         tf_error and isinstance(error, errors.PermissionDeniedError)
     ):

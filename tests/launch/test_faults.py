@@ -75,7 +75,10 @@ def test_vanished_workdir(tmp_path):
     gone = tmp_path / "gone"
     error = tf.errors.NotFoundError(None, None, f"{gone}/metrics.jsonl; No such file or directory")
     message = _describe(error, gone)
-    assert message.startswith(f"{gone} vanished while the run was writing to it")
+    assert message.startswith(
+        f"{gone} vanished while the run was writing {gone}/metrics.jsonl (No such file or "
+        "directory)."
+    )
     assert message.endswith(f"No checkpoint in {gone} yet; a rerun starts from the beginning.")
     # The same error while the folder exists is a plain missing file (a user error).
     tmp_path.joinpath("here").mkdir()
