@@ -4,8 +4,8 @@
 ``directory/checkpoint`` lists (a `tf.train.CheckpointManager` keeps ``max_to_keep``),
 newest first. A truncated or corrupt one (TensorFlow checks every tensor's CRC32C, so a
 damaged file fails as ``DataLossError``, ``OutOfRangeError``, an ``IndexError`` "Read less
-bytes than requested", ...) is skipped with one
-warning naming it and the reason; the run resumes from the previous one. With
+bytes than requested", ...) is skipped; one
+warning names it, the reason and the checkpoint the run resumes from. With
 ``rewrite_state`` (the chief) the state file is rewritten without the unreadable ones, so
 that a later `tf.train.CheckpointManager` and error messages see the good one as the
 latest; the damaged files are left in place and overwritten when the run saves that step
@@ -49,11 +49,10 @@ def restore_latest_good(
             checkpoint.restore(path).assert_existing_objects_matched()
         except Exception as err:  # noqa: BLE001 (OpError, IndexError, ValueError, ...: all unreadable)
             failures.append((path, err))
-            logging.warning("Checkpoint %s cannot be read (%s).", path, _reason(err))
             continue
         if failures:
-            bad = ", ".join(p for p, _ in failures)
-            logging.warning("Skipped the unreadable checkpoint(s) %s; resuming from %s.", bad, path)
+            bad = "; ".join(f"{p} cannot be read ({_reason(e)})" for p, e in failures)
+            logging.warning("Checkpoint %s: resuming from the previous one, %s.", bad, path)
             if rewrite_state:
                 good = [p for p in paths if p not in {b for b, _ in failures}]
                 checkpoint_management.update_checkpoint_state_internal(
