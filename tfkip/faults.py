@@ -24,7 +24,8 @@ out of memory       any other ``ResourceExhaustedError`` (XLA ``RESOURCE_EXHAUST
 corrupt checkpoint  `tfkip.train.restore.CheckpointError`
 non-finite step     `tfkip.kip.krr.NotPositiveDefiniteError` raised by the training loop
 TFDS data missing   ``tensorflow_datasets`` ``DatasetNotFoundError`` / ``AssertionError``
-                    about a missing dataset
+                    about a missing dataset; a failed download (``ConnectionError``,
+                    ``requests`` / ``urllib3`` errors)
 ==================  ==========================================================================
 
 On any exception, ``watching`` first deletes what the failed write left in the folder:
@@ -203,9 +204,15 @@ def describe(error: BaseException) -> str | None:
         tf_error and isinstance(error, errors.ResourceExhaustedError)
     ):
         return (
-            f"out of memory ({text[:300]}). Lower the kernel tile memory with "
+            f"out of memory ({_oom_detail(error)}). Lower the kernel tile memory with "
             "--kernel_memory_mib (or set --kernel_batch_size), or use a smaller "
             "--target_batch_size / --eval_tile." + _safe_part(folder)
+        )
+    if _is_network(error):
+        return (
+            f"could not download the data ({type(error).__name__}: {text[:200]}). Prepare the "
+            "dataset on a machine with network access (tfds build NAME --data_dir=DIR) and pass "
+            "--data_dir=DIR, or use --dataset=mnist_5k / npz:PATH."
         )
     if _is_tfds_missing(error):
         return (
@@ -213,6 +220,28 @@ def describe(error: BaseException) -> str | None:
             "tfds.load(name, download=True) or `tfds build`) or point --data_dir at it."
         )
     return None
+
+
+_OOM = re.compile(
+    r"(Out of memory[^\n]*|OOM when allocating[^\n]*|RESOURCE_EXHAUSTED:[^\n]*|"
+    r"failed to allocate[^\n]*)",
+    re.IGNORECASE,
+)
+
+
+def _oom_detail(error: BaseException) -> str:
+    """The allocation that failed, from a TensorFlow message that may carry a long stack."""
+    raw = getattr(error, "message", None) or str(error) or type(error).__name__
+    match = _OOM.search(raw)
+    line = match.group(1) if match else raw.strip().splitlines()[-1]
+    return " ".join(line.split())[:200].rstrip(".")
+
+
+def _is_network(error: BaseException) -> bool:
+    module = type(error).__module__ or ""
+    return isinstance(error, ConnectionError) or (
+        isinstance(error, OSError) and module.split(".")[0] in ("requests", "urllib3")
+    )
 
 
 def _exists(folder: str) -> bool:

@@ -106,3 +106,18 @@ def test_outputs_without_checkpoints_say_nothing_about_them(tmp_path):
     assert _describe(error, tmp_path, checkpoints=None) == (
         f"out of space writing {tmp_path / 'out.tfrecord'} (No space left on device)."
     )
+
+
+def test_oom_detail_and_failed_download():
+    error = tf.errors.ResourceExhaustedError(
+        None,
+        None,
+        "Graph execution error:\n\nDetected at node x defined at:\n  File a\n\n"
+        "Out of memory while trying to allocate 49172480000 bytes.\n\t [[{{node P}}]]",
+    )
+    assert faults.describe(error).startswith(
+        "out of memory (Out of memory while trying to allocate 49172480000 bytes). Lower"
+    )
+    message = faults.describe(ConnectionError("Max retries exceeded with url: /t10k.gz"))
+    assert message.startswith("could not download the data (ConnectionError: Max retries")
+    assert "--data_dir" in message
