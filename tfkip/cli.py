@@ -87,7 +87,7 @@ def own(
     values = flags.FLAGS
     force = bool(values["force_unlock"].value) if values.is_parsed() else False
     with runtime_lock.hold(path, force=force, chief=chief, is_file=is_file):
-        with faults.watching(None if is_file else path, checkpoints=checkpoints):
+        with faults.watching(None if is_file else path, checkpoints=checkpoints, cleanup=chief):
             yield
 
 

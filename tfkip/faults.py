@@ -51,15 +51,18 @@ _TEMP_FILE = re.compile(r"^(.*/)\.([^/]+)\.tmp-[0-9a-f]+$")
 
 
 @contextlib.contextmanager
-def watching(folder: str | None, checkpoints: str | None = None) -> Iterator[None]:
+def watching(
+    folder: str | None, checkpoints: str | None = None, cleanup: bool = True
+) -> Iterator[None]:
     """Remembers ``folder`` (and its checkpoints' sub-folder, if it has one) for
-    `describe`; on an exception, removes its temporary files."""
+    `describe`; on an exception, removes its temporary files (only with ``cleanup``: not
+    on a non-chief worker, whose chief may still be writing them)."""
     _state["folder"] = folder
     _state["checkpoints"] = checkpoints
     try:
         yield
     except BaseException:
-        if folder:
+        if folder and cleanup:
             with contextlib.suppress(Exception):
                 remove_temporaries(folder)
         raise
