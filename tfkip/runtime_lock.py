@@ -5,11 +5,13 @@ evaluate's and export's ``--output``) first creates the lock file :data:`LOCK_NA
 (for an output that is a single file: ``<file>.lock`` beside it). The file is JSON::
 
     {"host": "vm-1", "pid": 4242, "start_time": "2026-12-06T08:00:00Z",
-     "process_start": 123456, "command": "launch/distill.py --workdir=runs/q", "cluster": null}
+     "process_start": 123456, "command": "python launch/distill.py --workdir=runs/q",
+     "cluster": null, "token": "81ce014f..."}
 
 ``process_start`` is the owner's start time in clock ticks since boot (Linux
 ``/proc/PID/stat``; None elsewhere), so that a recycled pid is not mistaken for the owner;
-``cluster`` identifies a multi-worker cluster (a hash of ``TF_CONFIG``'s cluster spec).
+``cluster`` identifies a multi-worker cluster (a hash of ``TF_CONFIG``'s cluster spec);
+``token`` (random) lets the owner delete only its own lock.
 
 Contract:
 
