@@ -17,6 +17,7 @@ LONGEST_FIRST = (
     "train/test_train_mirrored.py",
     "train/test_train_loop.py",
     "train/test_train_processes.py",
+    "train/test_reliability.py",
     "kernels/test_gradients.py",
     "launch/test_evaluate.py",
     "finite/test_recipes.py",

@@ -52,6 +52,9 @@ def reference(tmp_path_factory):
     code, log = run(DISTILL, [*RUN, f"--workdir={workdir}"], workdir.parent / "solo.log")
     assert code == 0, log[-3000:]
     assert not (workdir / "tfkip.lock").exists()  # released at exit
+    # Quiet logs: no C++ start-up lines, no per-checkpoint "Sharding callback" line.
+    for noise in ("absl::InitializeLog", "cpu_feature_guard", "Sharding callback duration"):
+        assert noise not in log, log[-3000:]
     return workdir
 
 
