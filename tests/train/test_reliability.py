@@ -150,6 +150,9 @@ def test_corrupt_last_checkpoint_falls_back_to_the_one_before(reference, tmp_pat
     assert len(warnings) == 1, log[-3000:]
     assert f"Resumed from {workdir / 'checkpoints' / 'ckpt-20'} at step 20" in log
     _assert_same_set(workdir, reference)
+    # The manager went on keeping 3 checkpoints: none of the old ones is left orphaned.
+    index_files = sorted(p.name for p in (workdir / "checkpoints").glob("*.index"))
+    assert index_files == ["ckpt-20.index", "ckpt-30.index", "ckpt-40.index"]
 
 
 def test_all_checkpoints_corrupt_is_one_line(tmp_path):

@@ -54,13 +54,30 @@ def restore_latest_good(
             bad = "; ".join(f"{p} cannot be read ({_reason(e)})" for p, e in failures)
             logging.warning("Checkpoint %s: resuming from the previous one, %s.", bad, path)
             if rewrite_state:
-                good = [p for p in paths if p not in {b for b, _ in failures}]
-                checkpoint_management.update_checkpoint_state_internal(
-                    directory, path, all_model_checkpoint_paths=good, save_relative_paths=True
-                )
+                _drop_from_state(directory, state, path, {b for b, _ in failures})
         return path
     path, err = failures[0]
     raise CheckpointError(
         f"No checkpoint in {directory} can be read (newest: {path}: {_reason(err)}). Restore "
         f"the files from a backup, or use a fresh --workdir."
+    )
+
+
+def _drop_from_state(directory: str, state, latest: str, bad: set[str]) -> None:
+    """Rewrites ``directory/checkpoint`` without ``bad``, ``latest`` as the newest, keeping
+    the save timestamps (without them `tf.train.CheckpointManager` would treat the kept
+    checkpoints as preserved forever and never delete them)."""
+    paths = list(state.all_model_checkpoint_paths)
+    stamps = list(state.all_model_checkpoint_timestamps)
+    if len(stamps) != len(paths):
+        stamps = [None] * len(paths)
+    kept = [(p, t) for p, t in zip(paths, stamps) if p not in bad]
+    have_stamps = all(t is not None for _, t in kept)
+    checkpoint_management.update_checkpoint_state_internal(
+        directory,
+        latest,
+        all_model_checkpoint_paths=[p for p, _ in kept],
+        all_model_checkpoint_timestamps=[t for _, t in kept] if have_stamps else None,
+        last_preserved_timestamp=state.last_preserved_timestamp,
+        save_relative_paths=True,
     )
