@@ -7,7 +7,9 @@ Quickstart (bundled MNIST sample, no download; a few minutes on 2 CPU cores):
 
 Writes distilled.npz, metrics.jsonl, config.json, preprocessing.npz, support.png,
 checkpoints/ and tb/ (TensorBoard) into --workdir; rerunning the command resumes (also
-after SIGKILL; SIGTERM checkpoints and exits with status 143).
+after SIGKILL; SIGTERM checkpoints and exits with status 143). While it runs, the workdir
+holds the lock file tfkip.lock: a second run on it exits with status 2 naming the owner
+(docs/reliability.md).
 
 Distributed (same results, see tests/train):
 
@@ -16,21 +18,38 @@ Distributed (same results, see tests/train):
               "task": {"type": "worker", "index": 0}}' \
       python launch/distill.py --strategy=multi_worker_mirrored --workdir=gs://... ...
   python launch/distill.py --strategy=tpu --tpu=local --dtype=float32 \
-      --data_dir=gs://... --workdir=gs://... ...       # Cloud TPU VM: docs/cloud_tpu.md
+      --data_dir=gs://... --workdir=gs://... ...       # Cloud TPU VM: launch/cloud_tpu.md
 """
 
-import distill_flags
-from absl import flags, logging
+from tfkip.runtime.logs import quiet_startup
 
-from tfkip.runtime import cli
-from tfkip.train.distill import run_distillation
+quiet_startup()  # before TensorFlow loads: hides its C++ start-up lines (--verbosity=1 shows)
+
+import distill_flags  # noqa: E402
+from absl import flags, logging  # noqa: E402
+
+from tfkip.runtime import cli  # noqa: E402
+from tfkip.runtime import lock as runtime_lock  # noqa: E402
+from tfkip.train.distill import run_distillation  # noqa: E402
+from tfkip.train.guard import ON_NONFINITE  # noqa: E402
 
 flags.adopt_module_key_flags(distill_flags)  # --help lists every flag of the run
+_ON_NONFINITE = flags.DEFINE_enum(
+    "on_nonfinite",
+    "stop",
+    list(ON_NONFINITE),
+    "A KIP step whose loss or support becomes NaN/inf is never applied; then 'stop' ends "
+    "the run with one line naming the step (the last checkpoint and distilled.npz stay as "
+    "they were), 'lower_lr' halves the learning rate and goes on (at most 5 times).",
+)
 
 
 def main(argv):
     del argv
-    record = run_distillation(distill_flags.config_from_flags())
+    config = distill_flags.config_from_flags()
+    chief = runtime_lock.chief_from_environment(config.strategy)
+    with cli.own(config.workdir, chief=chief, checkpoints="checkpoints"):
+        record = run_distillation(config, on_nonfinite=_ON_NONFINITE.value)
     logging.info("final: %s", record)
 
 

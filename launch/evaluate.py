@@ -17,16 +17,26 @@ Cost: one kernel between the support set and the test split (FC: seconds; the pa
 ConvNet on 10,000 CIFAR-10 test images: hours on CPU, use --max_test_examples to try).
 """
 
-import json
+from tfkip.runtime.logs import quiet_startup
 
-from absl import flags
+quiet_startup()  # before TensorFlow loads: hides its C++ start-up lines (--verbosity=1 shows)
 
-from tfkip import architectures
-from tfkip.evaluate import PREPROCESSINGS, ZCA_FITS, EvaluateConfig, evaluate_distilled
-from tfkip.kernels.tiling import DEFAULT_MEMORY_BUDGET
-from tfkip.runtime import cli
-from tfkip.sets.released import RELEASED_ROOT
-from tfkip.train import STRATEGIES
+import contextlib  # noqa: E402
+import json  # noqa: E402
+
+from absl import flags  # noqa: E402
+
+from tfkip import architectures  # noqa: E402
+from tfkip.evaluate import (  # noqa: E402
+    PREPROCESSINGS,
+    ZCA_FITS,
+    EvaluateConfig,
+    evaluate_distilled,
+)
+from tfkip.kernels.tiling import DEFAULT_MEMORY_BUDGET  # noqa: E402
+from tfkip.runtime import cli  # noqa: E402
+from tfkip.sets.released import RELEASED_ROOT  # noqa: E402
+from tfkip.train import STRATEGIES  # noqa: E402
 
 _F = {}
 
@@ -159,12 +169,16 @@ def main(argv):
     del argv
     import tensorflow as tf
 
-    result = evaluate_distilled(config_from_flags())
-    print(_summary(result), flush=True)
-    if _F["output"].value:
-        with tf.io.gfile.GFile(_F["output"].value, "w") as f:
-            f.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
-        print(f"wrote {_F['output'].value}")
+    output = _F["output"].value
+    # --output's lock (OUTPUT.lock) for the whole run: one writer per result file.
+    owned = cli.own(output, is_file=True) if output else contextlib.nullcontext()
+    with owned:
+        result = evaluate_distilled(config_from_flags())
+        print(_summary(result), flush=True)
+        if output:
+            with tf.io.gfile.GFile(output, "w") as f:
+                f.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
+            print(f"wrote {output}")
 
 
 if __name__ == "__main__":

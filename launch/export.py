@@ -11,10 +11,14 @@ Writes a PNG grid of the support set (one row per class) next to the export.
 Cost: seconds on CPU (the sets are small).
 """
 
-from absl import app, flags, logging
+from tfkip.runtime.logs import quiet_startup
 
-from tfkip import sets
-from tfkip.runtime import cli
+quiet_startup()  # before TensorFlow loads: hides its C++ start-up lines (--verbosity=1 shows)
+
+from absl import app, flags, logging  # noqa: E402
+
+from tfkip import sets  # noqa: E402
+from tfkip.runtime import cli  # noqa: E402
 
 _DISTILLED = flags.DEFINE_string(
     "distilled", None, "Distillation workdir (distilled.npz, config.json, ...) or an .npz."
@@ -50,17 +54,19 @@ def main(argv: list[str]) -> None:
     output = _DATA_DIR.value if _FORMAT.value == "tfds" and _DATA_DIR.value else _OUTPUT.value
     if not output:
         raise app.UsageError("--output (or --data_dir for --format=tfds) is required.")
-    written = sets.export_distilled(
-        _DISTILLED.value,
-        _FORMAT.value,
-        output,
-        num_shards=_NUM_SHARDS.value,
-        compression=None if _COMPRESSION.value == "NONE" else _COMPRESSION.value,
-        name=_NAME.value,
-        version=_VERSION.value,
-        grid=_GRID.value,
-        max_per_class=_MAX_PER_CLASS.value,
-    )
+    # A TFRecord export is a file (its lock: OUTPUT.lock); npz and tfds write into a folder.
+    with cli.own(output, is_file=_FORMAT.value == "tfrecord"):
+        written = sets.export_distilled(
+            _DISTILLED.value,
+            _FORMAT.value,
+            output,
+            num_shards=_NUM_SHARDS.value,
+            compression=None if _COMPRESSION.value == "NONE" else _COMPRESSION.value,
+            name=_NAME.value,
+            version=_VERSION.value,
+            grid=_GRID.value,
+            max_per_class=_MAX_PER_CLASS.value,
+        )
     for kind, path in written.items():
         logging.info("Wrote %s: %s", kind, path)
         print(f"{kind}: {path}")

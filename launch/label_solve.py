@@ -8,18 +8,27 @@ distilled.npz holds the natural images with the solved labels. KIP-only flags (-
 --learning_rate, --learn_labels, --augment, ...) are accepted and ignored.
 """
 
-import distill_flags
-from absl import flags, logging
+from tfkip.runtime.logs import quiet_startup
 
-from tfkip.runtime import cli
-from tfkip.train.distill import run_label_solve
+quiet_startup()  # before TensorFlow loads: hides its C++ start-up lines (--verbosity=1 shows)
+
+import distill_flags  # noqa: E402
+from absl import flags, logging  # noqa: E402
+
+from tfkip.runtime import cli  # noqa: E402
+from tfkip.runtime import lock as runtime_lock  # noqa: E402
+from tfkip.train.distill import run_label_solve  # noqa: E402
 
 flags.adopt_module_key_flags(distill_flags)  # --help lists every flag of the run
 
 
 def main(argv):
     del argv
-    for record in run_label_solve(distill_flags.config_from_flags()):
+    config = distill_flags.config_from_flags()
+    chief = runtime_lock.chief_from_environment(config.strategy)
+    with cli.own(config.workdir, chief=chief):
+        records = run_label_solve(config)
+    for record in records:
         logging.info("%s", record)
 
 

@@ -3,7 +3,7 @@ r"""Trains a finite network on a distilled set and tests it on the real test spl
 The default recipe keeps what the kernel learned: the standard-parameterized network,
 centred (f - f_init, the frozen initial copy inside model.keras), no L2, 1000 steps of SGD
 momentum 0.9 with cosine decay from the empirical-NTK maximum learning rate, MSE on the
-centred labels, batch 100 (why standard, not NTK: docs/transfer.md).
+centred labels, batch 100 (why standard, not NTK: `tfkip.transfer.recipes`).
 ``--recipe=reference`` is kip/nn_training exactly (spec §4: standard parameterization, not
 centred, L2 1e-3, 5000 steps). The test split is preprocessed like
 the distilled images (read from the run's config.json; a mismatch is refused).
@@ -26,13 +26,18 @@ Conv depth 2 width 256 ~0.1 s, ConvNet depth 3 width 128 ~0.1 s; the reference
 width-1024 ConvNet took ~2,000 s for 5,000 steps on one accelerator (spec §8).
 """
 
-import json
+from tfkip.runtime.logs import quiet_startup
 
-import finite_flags
-from absl import app, flags, logging
+quiet_startup()  # before TensorFlow loads: hides its C++ start-up lines (--verbosity=1 shows)
 
-from tfkip.runtime import cli
-from tfkip.train import get_strategy
+import json  # noqa: E402
+
+import finite_flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+
+from tfkip.runtime import cli  # noqa: E402
+from tfkip.runtime import lock as runtime_lock  # noqa: E402
+from tfkip.train import get_strategy  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.adopt_module_key_flags(finite_flags)  # --help lists every flag
@@ -42,6 +47,12 @@ flags.adopt_module_key_flags(cli)  # --debug
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    chief = runtime_lock.chief_from_environment(FLAGS.strategy)
+    with cli.own(FLAGS.workdir, chief=chief):
+        _run()
+
+
+def _run() -> None:
     strategy = get_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.num_cpu_devices)
     if FLAGS.search:
         from tfkip.transfer.search import search  # after the devices are configured

@@ -22,6 +22,7 @@ LONGEST_FIRST = (
     "train/test_mirrored.py",
     "train/test_loop.py",
     "train/test_processes.py",
+    "train/test_reliability.py",
     "kernels/test_gradients.py",
     "test_evaluate.py",
     "transfer/test_recipes.py",

@@ -69,6 +69,28 @@ def test_evaluate_reports_krr_accuracy_and_mse(data):
     np.testing.assert_allclose(result["mse"], expected_mse, rtol=1e-10)
 
 
+def test_readme_fit_and_evaluate_run_clean(data, capsys):
+    """README's snippet: fit on a Dataset without Keras' "shuffle=True ... ignored" warning;
+    evaluate after compile(steps_per_execution=50) counts its 3 real batches, not "50/3",
+    and gives the same numbers as one batch per execution."""
+    import warnings
+
+    model = natural_model(data)
+    model.compile(optimizer=KIPAdam(0.04), steps_per_execution=50)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(target_dataset(data.x_train, data.y_train, 100, seed=0), steps_per_epoch=2)
+    assert not [w for w in caught if "shuffle" in str(w.message)]
+    capsys.readouterr()
+    x, y = data.x_test[:300], data.y_test[:300]
+    result = model.evaluate(x, y, batch_size=100, return_dict=True)
+    bar = capsys.readouterr().out
+    assert "3/3" in bar and "50/" not in bar, bar
+    assert model.steps_per_execution == 50
+    model.compile(optimizer=KIPAdam(0.04), steps_per_execution=1)
+    assert model.evaluate(x, y, batch_size=100, return_dict=True, verbose=0) == result
+
+
 def test_predict_shape_and_values(data):
     model = natural_model(data)
     out = model.predict(data.x_test[:70], batch_size=32, verbose=0)

@@ -19,6 +19,7 @@ from absl import flags
 from tfkip.runtime import cli
 
 _KIND = flags.DEFINE_string("kind", "ok", "What main does.")
+_DIR = flags.DEFINE_string("dir", None, "Output folder of --kind=enospc.")
 
 def main(argv):
     kind = _KIND.value
@@ -30,6 +31,13 @@ def main(argv):
         raise RuntimeError("internal bug")
     if kind == "status":
         return 3
+    if kind == "enospc":
+        import tensorflow as tf
+        with cli.own(_DIR.value, checkpoints="checkpoints"):
+            with open(_DIR.value + "/.out.npz.tmp-0a1b", "wb") as f:
+                f.write(b"half")
+            raise tf.errors.ResourceExhaustedError(
+                None, None, _DIR.value + "/.out.npz.tmp-0a1b; No space left on device")
     print("ran", argv[1:])
 
 if __name__ == "__main__":
@@ -85,6 +93,7 @@ def test_absl_semantics_kept(script):
     assert bad_flag.returncode == 1 and "no_such_flag" in bad_flag.stderr
     help_text = _run(script, "--helpfull").stdout
     assert "--[no]debug" in help_text and "traceback" in help_text
+    assert "--[no]force_unlock" in help_text
 
 
 def test_tensorflow_file_errors_are_user_errors():
@@ -96,3 +105,17 @@ def test_tensorflow_file_errors_are_user_errors():
     error = tf.errors.NotFoundError(None, None, "gs://bucket/x.npz; No such object")
     assert cli.format_error(error) == "error: gs://bucket/x.npz; No such object"
     assert cli.format_error(ValueError("")) == "error: ValueError"
+
+
+def test_run_time_fault_is_one_line_and_cleans_up(script, tmp_path):
+    proc = _run(script, "--kind=enospc", f"--dir={tmp_path}")
+    assert proc.returncode == cli.USER_ERROR_EXIT_CODE
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: out of space writing {tmp_path}/out.npz (No space left on device). No "
+        f"checkpoint in {tmp_path} yet; a rerun starts from the beginning."
+    )
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # temp file and lock gone
+    debug = _run(script, "--kind=enospc", f"--dir={tmp_path}", "--debug")
+    assert "Traceback" in debug.stderr and "ResourceExhaustedError" in debug.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

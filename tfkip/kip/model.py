@@ -227,13 +227,31 @@ class KIPModel(keras.Model):
     # Keras' array data adapter casts float NumPy/tensor inputs to `keras.config.floatx()`
     # (float32 by default), which would silently round a float64 model's targets and test
     # images; running the Keras loops with floatx = the model's dtype keeps them exact.
+    # A tf.data.Dataset is not shuffled by Keras; its default shuffle=True only warns.
     def fit(self, *args, **kwargs):
+        x = args[0] if args else kwargs.get("x")
+        if isinstance(x, tf.data.Dataset) and "shuffle" not in kwargs and len(args) < 9:
+            kwargs["shuffle"] = False
         with _floatx(self.dtype):
             return super().fit(*args, **kwargs)
 
-    def evaluate(self, *args, **kwargs):
-        with _floatx(self.dtype):
-            return super().evaluate(*args, **kwargs)
+    # With compile(steps_per_execution=N) and fewer than N test batches, Keras counts its
+    # progress bar in executions of N ("50/2"); running at most that many batches per
+    # execution gives the same result and an honest bar.
+    def evaluate(self, x=None, y=None, batch_size=None, *args, **kwargs):
+        steps = kwargs.get("steps")
+        if steps is None and hasattr(x, "shape") and len(x.shape) > 0:
+            steps = -(-int(x.shape[0]) // (batch_size or 32))
+        per_execution = self.steps_per_execution
+        shrink = steps is not None and 0 < steps < per_execution
+        if shrink:
+            self.steps_per_execution, self.test_function = steps, None
+        try:
+            with _floatx(self.dtype):
+                return super().evaluate(x, y, batch_size, *args, **kwargs)
+        finally:
+            if shrink:
+                self.steps_per_execution, self.test_function = per_execution, None
 
     def predict(self, *args, **kwargs):
         with _floatx(self.dtype):

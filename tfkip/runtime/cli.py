@@ -1,7 +1,8 @@
 """Entry point for launch scripts: bad input prints one line, not a traceback.
 
 ``tfkip.runtime.cli.run(main)`` replaces ``absl.app.run(main)`` in a launch script: it
-defines ``--debug``, applies `tfkip.runtime.configure_xla` and runs ``main``. Flag parsing,
+defines ``--debug`` and ``--force_unlock``, applies `tfkip.runtime.configure_xla` and runs
+``main``. Flag parsing,
 ``--help``, ``app.UsageError`` and the exit status of ``main`` behave exactly as with
 ``app.run``. In addition, an exception that means *the user gave a bad value* (a
 :data:`USER_ERRORS` type: ``ValueError`` -- which tfkip's own errors such as
@@ -11,7 +12,10 @@ unavailable errors) prints one line to stderr::
 
     error: <message>
 
-and exits with status :data:`USER_ERROR_EXIT_CODE` (2). The message is the exception's own
+and exits with status :data:`USER_ERROR_EXIT_CODE` (2). So do the run-time faults that
+`tfkip.runtime.faults.describe` recognises (out of space, read-only or vanished folder, lost
+permission, out of memory, unreadable checkpoints, a non-finite step), with a message
+naming the path and the last good checkpoint. The message is the exception's own
 text, which in tfkip names the bad value and the fix ("... Received: steps=-1"). With
 ``--debug`` or ``--verbosity=1`` (or higher) the exception propagates unchanged, so the
 full traceback is printed. Any other exception (a bug) always propagates with its
@@ -26,15 +30,24 @@ error: --steps must be >= 1. Received: steps=0      (on stderr; exit status 2)
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from absl import app, flags
 
+from tfkip.runtime import faults, lock, logs
 from tfkip.runtime.xla import configure_xla
 
-__all__ = ["USER_ERRORS", "USER_ERROR_EXIT_CODE", "format_error", "run", "user_error_types"]
+__all__ = [
+    "USER_ERRORS",
+    "USER_ERROR_EXIT_CODE",
+    "format_error",
+    "own",
+    "run",
+    "user_error_types",
+]
 
 USER_ERROR_EXIT_CODE = 2
 
@@ -48,9 +61,9 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 """Exception types reported as one line (TensorFlow's are added by :func:`user_error_types`)."""
 
 
-def define_debug_flag() -> None:
-    """Defines ``--debug`` in absl's flags unless it exists (called by `run`, so that an
-    import of this module leaves the process's flags as they were)."""
+def define_flags() -> None:
+    """Defines ``--debug`` and ``--force_unlock`` in absl's flags unless they exist (called
+    by `run`, so that an import of this module leaves the process's flags as they were)."""
     if "debug" not in flags.FLAGS:
         flags.DEFINE_bool(
             "debug",
@@ -58,6 +71,29 @@ def define_debug_flag() -> None:
             "Print the full Python traceback of an error caused by a bad flag value or bad "
             "input, instead of the one-line 'error: ...' message (same as --verbosity=1).",
         )
+    if "force_unlock" not in flags.FLAGS:
+        flags.DEFINE_bool(
+            "force_unlock",
+            False,
+            "Take over the output folder's lock file (tfkip.lock) even if another process "
+            "seems to own it; only when that process is gone (e.g. its machine crashed).",
+        )
+
+
+@contextlib.contextmanager
+def own(
+    path: str, is_file: bool = False, chief: bool = True, checkpoints: str | None = None
+) -> Iterator[None]:
+    """Owns the output ``path`` for the ``with`` block: its lock file
+    (`tfkip.runtime.lock.hold`, ``--force_unlock`` honoured) and fault reporting
+    (`tfkip.runtime.faults.watching`; ``checkpoints`` names the sub-folder of checkpoints that a
+    fault message reports the last good one of).
+    """
+    values = flags.FLAGS
+    force = "force_unlock" in values and values.is_parsed() and values["force_unlock"].value
+    with lock.hold(path, force=force, chief=chief, is_file=is_file):
+        with faults.watching(None if is_file else path, checkpoints=checkpoints, cleanup=chief):
+            yield
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:
@@ -119,17 +155,23 @@ def run(
     def wrapped(args: list[str]) -> Any:
         try:
             return main(args)
-        except user_error_types() as error:
+        except Exception as error:
+            message = faults.describe(error)
+            if message is None and not isinstance(error, user_error_types()):
+                raise
             if _traceback_wanted():
                 raise
             sys.stdout.flush()
-            print(format_error(error), file=sys.stderr, flush=True)
+            line = format_error(error) if message is None else format_error(ValueError(message))
+            print(line, file=sys.stderr, flush=True)
             sys.exit(USER_ERROR_EXIT_CODE)
 
-    define_debug_flag()
+    define_flags()
     configure_xla()  # before anything is compiled: see tfkip.runtime.xla
     # List --debug in the script's own --help (absl shows the main module's key flags).
     main_module = sys.argv[0] if argv is None else list(argv)[0]
     flags.FLAGS.register_key_flag_for_module(main_module, flags.FLAGS["debug"])
+    flags.FLAGS.register_key_flag_for_module(main_module, flags.FLAGS["force_unlock"])
+    logs.quiet_tensorflow_info()
     kwargs = {} if flags_parser is None else {"flags_parser": flags_parser}
     app.run(wrapped, argv=None if argv is None else list(argv), **kwargs)

@@ -33,8 +33,10 @@ from tfkip.kip.model import KIPModel
 from tfkip.kip.optimizer import KIPAdam
 from tfkip.runtime.progress import Progress, format_duration, format_rate
 from tfkip.train.config import DistillConfig
+from tfkip.train.guard import NonFiniteGuard
 from tfkip.train.loop import KIPTrainer
 from tfkip.train.preemption import Preempted, TerminationWatcher
+from tfkip.train.restore import restore_latest_good
 from tfkip.train.strategy import get_strategy, is_chief, set_precision_policy, worker_dir
 from tfkip.train.workdir import Workdir
 from tfkip.viz.grid import class_names_for, image_grid
@@ -196,12 +198,17 @@ class _Run:
         self.writer.flush()
 
 
-def run_distillation(config: DistillConfig) -> dict[str, Any]:
+def run_distillation(config: DistillConfig, on_nonfinite: str = "stop") -> dict[str, Any]:
     """Runs (or resumes) KIP; returns the last metrics record. See module docstring.
+
+    ``on_nonfinite`` (``"stop"`` or ``"lower_lr"``): what a step whose loss or support
+    becomes NaN/inf does; the step is never applied (`tfkip.train.guard`).
 
     Raises:
       Preempted: after SIGTERM, once a checkpoint at the current step is saved (rerun
         the same configuration to resume).
+      NonFiniteError: a step went non-finite (``on_nonfinite="stop"``).
+      CheckpointError: the workdir's checkpoints are all unreadable.
     """
     run = _Run(config)
     model, step_var = run.model, run.step
@@ -211,12 +218,15 @@ def run_distillation(config: DistillConfig) -> dict[str, Any]:
     checkpoint = tf.train.Checkpoint(
         model=model, optimizer=model.optimizer, step=step_var, augmentation_rng=rng
     )
+    # The chief's newest readable checkpoint (a corrupt one is skipped with a warning).
+    latest = restore_latest_good(
+        checkpoint, run.workdir.join("checkpoints"), rewrite_state=run.is_chief
+    )
+    if latest:
+        logging.info("Resumed from %s at step %d", latest, int(step_var))
     manager = tf.train.CheckpointManager(checkpoint, run.checkpoint_dir, max_to_keep=3)
     handler = _preemption_handler(run.strategy, manager)
-    latest = tf.train.latest_checkpoint(run.workdir.join("checkpoints"))  # the chief's
-    if latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
-        logging.info("Resumed from %s at step %d", latest, int(step_var))
+    guard = NonFiniteGuard(run.trainer, on_nonfinite)
     step = int(step_var.numpy())
     if step > config.steps:
         logging.warning(
@@ -246,7 +256,7 @@ def run_distillation(config: DistillConfig) -> dict[str, Any]:
             num = min(config.steps_per_loop, config.steps - step)
             num = min(num, _until(step, config.eval_every), _until(step, config.checkpoint_every))
             start = time.perf_counter()
-            train_loss, train_acc = run.trainer.train(step, num)
+            train_loss, train_acc = guard.train(step, num)
             seconds = time.perf_counter() - start
             step += num
             step_var.assign(step)

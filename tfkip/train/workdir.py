@@ -76,16 +76,14 @@ class Workdir:
         return resumed
 
     def remove_interrupted_writes(self) -> list[str]:
-        """Deletes what interrupted atomic writes left in the workdir (the hidden
-        ``.NAME.tmp-*`` files of `tfkip.files.temp_name`; the finished files were never
-        touched); returns their paths. Call it before this run writes anything (the chief,
-        at start), so that no write of its own is in flight."""
-        stale = [
-            self.join(name) for name in tf.io.gfile.listdir(self.path) if files.is_temp_name(name)
-        ]
-        for path in stale:
-            files.remove_quietly(path)
-        return stale
+        """Deletes what interrupted writes left in the workdir (the hidden ``.NAME.tmp-*``
+        files of `tfkip.files.temp_name`, and TensorFlow's ``checkpoints/ckpt-N_temp/``
+        staging folders; the finished files were never touched); returns their paths.
+        Call it before this run writes anything (the chief, at start), so that no write
+        of its own is in flight."""
+        from tfkip.runtime.faults import remove_temporaries
+
+        return remove_temporaries(self.path)
 
     def write_json(self, name: str, value: Any) -> None:
         files.atomic_write_bytes(
@@ -106,6 +104,13 @@ class Workdir:
 
     # ------------------------------------------------------------ outputs
     def write_distilled(self, images: np.ndarray, labels: np.ndarray) -> None:
+        """Writes distilled.npz; refuses a non-finite set (the old file stays)."""
+        for name, value in (("images", images), ("labels", labels)):
+            if not np.all(np.isfinite(value)):
+                raise ValueError(
+                    f"Refusing to write a non-finite distilled set to "
+                    f"{self.join('distilled.npz')}: its {name} hold NaN or inf."
+                )
         files.atomic_write_bytes(
             self.join("distilled.npz"), files.npz_bytes(images=images, labels=labels)
         )
