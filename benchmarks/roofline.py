@@ -12,7 +12,10 @@
 In one process: the attainable FLOP/s (the best of a few 4096 x 4096 float32 matmuls, XLA)
 and memory bandwidth (bytes read + written by a ``2 x + 1`` pass over 256 MiB, and bytes
 read by a sum over it), measured before and after the cases; then per case the measured
-milliseconds per input pair (median of ``--repeats`` calls after a compiling one) and the
+milliseconds per input pair (median of ``--repeats`` calls after a compiling one; beside
+it the process's CPU time per pair divided by the cores, what the wall time would be with
+every core busy on this process alone: a shared machine inflates wall time much more than
+CPU time) and the
 bound from `_costs` (the layer-by-layer flops and bytes of the recursions divided by those
 rates; docs/performance.md, "Roofline"), and their ratio.
 """
@@ -109,12 +112,15 @@ def run_case(tf, np, name, support, target, repeats):
     start = time.perf_counter()
     call()
     first = time.perf_counter() - start
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         call()
         times.append(time.perf_counter() - start)
-    return dict(median_s=statistics.median(times), first_s=first, pairs=pairs)
+        cpu.append(time.process_time() - start_cpu)
+    return dict(
+        median_s=statistics.median(times), cpu_s=statistics.median(cpu), first_s=first, pairs=pairs
+    )
 
 
 def bound(name, support, target, rates, layers=False):
@@ -224,20 +230,22 @@ def main():
         "max(flops / FLOP/s, bytes / (bytes/s)), see docs/performance.md",
         "",
         "| case | pairs | measured ms/pair | bound ms/pair | measured / bound "
-        "| GFLOP/pair | MB/pair | first call s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| CPU ms/pair / {os.cpu_count()} | GFLOP/pair | MB/pair | first call s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     layer_rows = []
     for name, support, target, measured in results:
         per_pair, rows = bound(name, support, target, rates, layers=args.layers)
         ms = 1e3 * measured["median_s"] / measured["pairs"]
+        cpu_ms = 1e3 * measured["cpu_s"] / measured["pairs"] / os.cpu_count()
         b = 1e3 * per_pair["bound_s"]
         shape = f"{target}" if not support else f"{support} x {target}"
         if CASES[name][2] == "kip":
             shape = f"support {support}, target {target}"
         lines.append(
             f"| {CASES[name][0]}, {shape} | {measured['pairs']} | {ms:.3f} | {b:.3f} "
-            f"| {ms / b:.1f} | {per_pair['flops'] / 1e9:.3f} | {per_pair['bytes'] / 1e6:.1f} "
+            f"| {ms / b:.1f} | {cpu_ms:.3f} "
+            f"| {per_pair['flops'] / 1e9:.3f} | {per_pair['bytes'] / 1e6:.1f} "
             f"| {measured['first_s']:.1f} |"
         )
         if rows:
