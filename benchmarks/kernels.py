@@ -62,6 +62,16 @@ CASES = {
                          (40, 32, 32, 3), 4, None),
     "fc3_784_2000_tiled": ("FC3, 784-dim, 2000 x 2000 in 500x500 tiles",
                            (2000, 784), 500, None),
+    # evaluation shapes (issue 27): K_ts of 100 test images on 10 support images; the NT
+    # side is this folder's nt_convnet_kernel.py (bench.py has no ConvNet-Flatten case)
+    "convnet_kts28": ("ConvNet (pooled, Flatten), 28x28x1, K_ts 100 x 10",
+                      ((100, 28, 28, 1), (10, 28, 28, 1)), None, "local:convnet_kts28"),
+    "convnet_kts32": ("ConvNet (pooled, Flatten), 32x32x3, K_ts 100 x 10",
+                      ((100, 32, 32, 3), (10, 32, 32, 3)), None, "local:convnet_kts32"),
+    "convnet_kts28_20": ("ConvNet (pooled, Flatten), 28x28x1, K_ts 20 x 10",
+                         ((20, 28, 28, 1), (10, 28, 28, 1)), None, "local:convnet_kts28_20"),
+    "convnet_kts32_20": ("ConvNet (pooled, Flatten), 32x32x3, K_ts 20 x 10",
+                         ((20, 32, 32, 3), (10, 32, 32, 3)), None, "local:convnet_kts32_20"),
 }  # fmt: skip
 STANDARD = ("fc3_784", "convflat3_28", "convgap3_16", "convgap3_32", "myrtle5_32")
 EXTRA = tuple(name for name in CASES if name not in STANDARD)
@@ -87,7 +97,7 @@ def build(name):
         return k.serial(*layers, k.GlobalAvgPool(), k.Dense(10, **kw))
     if name.startswith("myrtle5"):
         return architectures.get("myrtle", 5)
-    if name == "convnet_32_tiled":
+    if name == "convnet_32_tiled" or name.startswith("convnet_kts"):
         return architectures.get("convnet", 3)
     raise ValueError(name)
 
@@ -100,8 +110,9 @@ def run_case(name, repeats, dtype):
     import_rss = _baseline.vmhwm_mb()
     _, shape, batch_size, _ = CASES[name]
     network = build(name)
-    x1 = tf.constant(np.random.default_rng(0).standard_normal(shape).astype(dtype))
-    x2 = tf.constant(np.random.default_rng(1).standard_normal(shape).astype(dtype))
+    shape1, shape2 = shape if isinstance(shape[0], tuple) else (shape, shape)
+    x1 = tf.constant(np.random.default_rng(0).standard_normal(shape1).astype(dtype))
+    x2 = tf.constant(np.random.default_rng(1).standard_normal(shape2).astype(dtype))
     fn = tf.function(
         lambda a, b: network.kernel_fn(a, b, ("nngp", "ntk"), batch_size=batch_size),
         jit_compile=True,
@@ -180,7 +191,10 @@ def main():
         )
 
     def run_nt(nt_case):
-        cmd = [args.nt_python, nt_script, "--case", nt_case, "--dtype", args.dtype]
+        script = nt_script
+        if nt_case.startswith("local:"):  # a driver in this folder, run by the NT python
+            script, nt_case = os.path.join(_baseline.HERE, "nt_convnet_kernel.py"), nt_case[6:]
+        cmd = [args.nt_python, script, "--case", nt_case, "--dtype", args.dtype]
         cmd += ["--repeats", str(max(args.repeats, NT_MIN_REPEATS))]
         return _baseline.run_measured(
             cmd, env=_baseline.nt_env(), timeout=args.timeout, max_rss_mb=args.max_rss_mb

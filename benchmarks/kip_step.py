@@ -66,6 +66,11 @@ CASES = {
                      ("fc", 1), "fc1", 100, 1000, "float32", (28, 28, 1)),
     "conv2flat_f64": ("Conv2-Flatten, float64, 28x28x1, support 10, target 200",
                       ("conv", 2), "conv2flat", 10, 200, "float64", (28, 28, 1)),
+    # large supports (issue 27): tiles planned from the memory budget; slow
+    "convnet_28_s100": ("ConvNet (convnet, 3), float32, 28x28x1, support 100, target 100",
+                        ("convnet", 3), "convnet", 100, 100, "float32", (28, 28, 1)),
+    "convnet_32_s100": ("ConvNet (convnet, 3), float32, 32x32x3, support 100, target 50",
+                        ("convnet", 3), "convnet", 100, 50, "float32", (32, 32, 3)),
 }  # fmt: skip
 STANDARD = ("fc1_f64", "conv2flat", "convnet_16", "convnet_32", "convnet_28")
 EXTRA = tuple(name for name in CASES if name not in STANDARD)
@@ -76,6 +81,7 @@ FAST = dict(default=(50, 5, 20, 3), quick=(20, 3, 10, 1))
 MEDIUM = dict(default=(10, 5, 10, 3), quick=(5, 3, 5, 1))
 SLOW = dict(default=(2, 3, 5, 2), quick=(1, 2, 2, 1))
 HUGE = dict(default=(1, 2, 2, 1), quick=(1, 1, 1, 1))
+ONCE = dict(default=(1, 1, 1, 1), quick=(1, 1, 1, 1))
 BUDGET = {
     "fc1_f64": FAST,
     "fc1_f32": FAST,
@@ -86,6 +92,8 @@ BUDGET = {
     "convnet_16": SLOW,
     "convnet_32": HUGE,
     "convnet_28": HUGE,
+    "convnet_28_s100": ONCE,
+    "convnet_32_s100": ONCE,
 }
 
 

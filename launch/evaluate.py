@@ -123,7 +123,13 @@ _flag(
     "MiB one kernel tile may use when tiles are planned; default the run's, else "
     f"{DEFAULT_MEMORY_BUDGET // 2**20}.",
 )
-_flag("integer", "max_test_examples", None, "Use only the first N test images (a quick look).")
+_flag(
+    "integer",
+    "max_test_examples",
+    None,
+    "Use only N test images (a quick look): a deterministic class-balanced subset, the first "
+    "images of every class in turn (N // classes or one more of each).",
+)
 _flag(
     "bool",
     "jit_compile",
@@ -150,6 +156,8 @@ def _summary(r: dict) -> str:
         f"reg {r['reg']:g}, {r['dtype']}",
         f"preprocessing: {'zca' if prep.get('zca') else 'standardize'} ({prep.get('from')})",
         f"test accuracy {r['test_accuracy']:.4f}, test mse {r['test_mse']:.6f}",
+        f"kernel pairs: {r['test_examples'] * r['support_size']} at "
+        f"{r['pairs_per_second']:.1f} pairs/s (compilation included)",
     ]
     rep = r.get("reported")
     if rep and rep.get("test_accuracy") is not None:

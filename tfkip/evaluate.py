@@ -42,6 +42,7 @@ from tfkip import architectures
 from tfkip import files as _files
 from tfkip.data import centered_one_hot, load_dataset, make_augmentation
 from tfkip.data.preprocess import Preprocessor
+from tfkip.data.subset import balanced_first
 from tfkip.kip.model import KIPModel
 from tfkip.runtime.progress import Progress
 from tfkip.sets import preprocessing as _prep
@@ -87,7 +88,8 @@ class EvaluateConfig:
       kernel_batch_size: kernel tile size (bounded memory for pooled kernels); default
         the run's, else planned from the memory budget.
       kernel_memory_mib: MiB one planned kernel tile may use; default the run's, else 256.
-      max_test_examples: evaluate on the first N test images only (None: all).
+      max_test_examples: evaluate on N test images only (None: all): the first of every
+        class in turn, a deterministic class-balanced subset (`tfkip.data.subset`).
       jit_compile: compile the evaluation with XLA (faster on big test splits; compiling
         a pooled ConvNet kernel takes tens of seconds on CPU); default as the run did,
         else True.
@@ -386,12 +388,13 @@ def evaluate_distilled(config: EvaluateConfig) -> dict[str, Any]:
                 "--preprocessing=zca. Received: preprocessing='auto'"
             )
         preprocess, description = _rebuild_preprocessing(raw, zca, config)
-    count = raw.x_test.shape[0]
+    chosen = np.arange(raw.x_test.shape[0])
     if config.max_test_examples is not None:
-        count = min(count, config.max_test_examples)
+        chosen = balanced_first(raw.y_test, config.max_test_examples)
+    count = len(chosen)
     dtype = np.float64 if settings.dtype == "float64" else np.float32
-    x_test = np.asarray(preprocess(raw.x_test[:count]), dtype)
-    y_test = centered_one_hot(raw.y_test[:count], raw.num_classes, dtype=dtype)
+    x_test = np.asarray(preprocess(raw.x_test[chosen]), dtype)
+    y_test = centered_one_hot(raw.y_test[chosen], raw.num_classes, dtype=dtype)
 
     strategy = get_strategy(config.strategy, config.tpu, config.num_cpu_devices)
     set_precision_policy(settings.dtype)
@@ -414,8 +417,11 @@ def evaluate_distilled(config: EvaluateConfig) -> dict[str, Any]:
             dtype=settings.dtype,
         )
     trainer = _trainer(model, strategy, raw.num_classes, raw.image_shape, jit)
-    progress = Progress(count, "evaluation", unit="test images", quiet_for=5)
+    pairs = (int(source.images.shape[0]), "pairs")
+    progress = Progress(count, "evaluation", unit="test images", per_unit=pairs, quiet_for=5)
+    started = time.perf_counter()
     metrics = trainer.evaluate(x_test, y_test, settings.eval_tile, progress.update)
+    kernel_seconds = time.perf_counter() - started
 
     result = {
         **metrics,
@@ -426,6 +432,7 @@ def evaluate_distilled(config: EvaluateConfig) -> dict[str, Any]:
         "preprocessing": description,
         "dataset": dataset,
         "test_examples": count,
+        "pairs_per_second": round(count * int(source.images.shape[0]) / kernel_seconds, 3),
         "support_size": int(source.images.shape[0]),
         "source": config.distilled,
         "source_kind": source.kind,

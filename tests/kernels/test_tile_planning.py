@@ -90,3 +90,26 @@ def test_bad_memory_budget_is_named(budget):
     net = architectures.get("convnet", 2)
     with pytest.raises(ValueError, match=f"memory_budget=.*{budget!r}"):
         net.kernel_fn(_images(2), _images(2), "ntk", memory_budget=budget)
+
+
+def test_forward_only_plans_larger_tiles_with_the_same_values():
+    """A pass no gradient follows holds fewer copies per pair: more pairs per tile under
+    the same budget, and the same kernel."""
+    net = architectures.get("convnet", 2)
+    x1, x2 = _images(6, seed=1), _images(4, seed=2)
+    per_pair = 64**2 * 8
+    assert tiling.pair_bytes(net, x1.shape[1:], 8, forward_only=True) == (
+        per_pair * tiling.FORWARD_FULL_LIVE_COPIES
+    )
+    budget = 5 * per_pair * tiling.FULL_LIVE_COPIES
+    assert tiling.plan_tiles(net, x1, x2, budget) == (1, 4)
+    b1, b2 = tiling.plan_tiles(net, x1, x2, budget, forward_only=True)
+    assert b2 == 4 and b1 > 1
+    assert b1 * b2 * per_pair * tiling.FORWARD_FULL_LIVE_COPIES <= budget
+    assert tiling.plan_pair_tiles(net, x1, 20, budget) == 5
+    assert tiling.plan_pair_tiles(net, x1, 20, budget, forward_only=True) > 5
+    whole = net.kernel_fn(x1, x2, "ntk", batch_size=(6, 4))
+    forward = net.kernel_fn(x1, x2, "ntk", memory_budget=budget, forward_only=True)
+    np.testing.assert_allclose(forward.numpy(), whole.numpy(), rtol=1e-12, atol=1e-14)
+    k_ss, k_ts = net.kip_kernel_fn(x2, x1, "ntk", memory_budget=budget, forward_only=True)
+    np.testing.assert_allclose(k_ts.numpy(), whole.numpy(), rtol=1e-12, atol=1e-14)

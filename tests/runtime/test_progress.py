@@ -120,3 +120,16 @@ def test_slow_progress_reads_as_seconds_per_step():
     clock.now += 450.0
     line = progress.update(10)
     assert "(45 s/step)" in line and "0.0" not in line
+
+
+def test_per_unit_rate_counts_the_smaller_items():
+    progress, clock, lines = _progress(total=1000, unit="test images", per_unit=(10, "pairs"))
+    clock.now += 20.0
+    line = progress.update(100)  # 100 images = 1000 pairs in 20 s
+    assert "(5 test images/s, 50 pairs/s)" in line and "~3 min 00 s left" in line
+
+
+@pytest.mark.parametrize("per_unit", [(0, "pairs"), 10, (-1, "pairs")])
+def test_per_unit_must_be_a_positive_count_and_a_name(per_unit):
+    with pytest.raises(ValueError, match="per_unit"):
+        Progress(10, "x", per_unit=per_unit)

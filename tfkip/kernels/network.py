@@ -110,6 +110,7 @@ class Network:
         get: str | Sequence[str] = ("nngp", "ntk"),
         batch_size: int | tuple[int, int] | None = None,
         memory_budget: int | None = None,
+        forward_only: bool = False,
     ):
         """NNGP and/or NTK of the infinitely wide network between ``x1`` and ``x2``.
 
@@ -127,6 +128,10 @@ class Network:
             (`tiling.plan_tiles`): kernels that fit are computed in one piece.
           memory_budget: bytes one tile may use, forward and backward; None for
             `tiling.DEFAULT_MEMORY_BUDGET` (256 MiB). Ignored when ``batch_size`` is set.
+          forward_only: plan the tiles for the forward pass alone (no gradient will be
+            taken: evaluation, Label Solve), so that they are larger under the same
+            budget (`tiling.FORWARD_FULL_LIVE_COPIES`). The values are the same; a
+            gradient still works but its tiles may pass the budget.
 
         Returns:
           For ``get`` a string, a ``(n1, n2)`` tensor; for a tuple, a namedtuple with
@@ -141,14 +146,16 @@ class Network:
         single = isinstance(get, str)
         gets = _check_gets(get)
         x1, x2 = self._check_inputs(x1, x2)
-        out = self._planned(x1, x2, gets, batch_size, memory_budget)
+        out = self._planned(x1, x2, gets, batch_size, memory_budget, forward_only=forward_only)
         return out[gets[0]] if single else _namedtuple(gets)(*(out[g] for g in gets))
 
-    def _planned(self, x1, x2, gets, batch_size, memory_budget, variances1=None):
+    def _planned(
+        self, x1, x2, gets, batch_size, memory_budget, variances1=None, forward_only=False
+    ):
         """``{get: (n1, n2)}`` in the tiles ``batch_size`` sets or the budget plans;
         ``variances1``: precomputed `self_variances` of ``x1`` (else computed)."""
         if batch_size is None:
-            batch_size = tiling.plan_tiles(self, x1, x2, memory_budget)
+            batch_size = tiling.plan_tiles(self, x1, x2, memory_budget, forward_only)
         if batch_size is None:
             return self.compute(x1, x2, gets, variances1=variances1)
         return tiling.tiled(self, x1, x2, gets, batch_size, variances1=variances1)
@@ -162,6 +169,7 @@ class Network:
         batch_size: int | tuple[int, int] | None = None,
         memory_budget: int | None = None,
         target_variances: Sequence[tf.Tensor] | None = None,
+        forward_only: bool = False,
     ):
         """``(K(x_s, x_s), K(x_t, x_s))``, the two kernels of a KRR prediction, in one pass.
 
@@ -178,7 +186,7 @@ class Network:
         Args:
           x_support: ``(n_s, ...)`` support inputs. x_target: ``(n_t, ...)`` target inputs of
             the same per-example shape and dtype.
-          get, memory_budget: as for `kernel_fn`.
+          get, memory_budget, forward_only: as for `kernel_fn`.
           batch_size: None to plan tiles of pairs from ``memory_budget`` (`tiling`), or
             ``b`` / ``(b1, b2)``: tiles of ``b1 b2`` pairs, as a ``b1 x b2`` tile of
             `kernel_fn` holds.
@@ -200,18 +208,23 @@ class Network:
         if not (
             self.uses_unordered_pairs(x_s, None) and Layout.FULL in self.layouts and x_t.shape[0]
         ):
-            k_ss = self._planned(x_s, None, gets, batch_size, memory_budget)
-            k_ts = self._planned(x_t, x_s, gets, batch_size, memory_budget, target_variances)
+            plan = dict(forward_only=forward_only)
+            k_ss = self._planned(x_s, None, gets, batch_size, memory_budget, **plan)
+            k_ts = self._planned(
+                x_t, x_s, gets, batch_size, memory_budget, target_variances, **plan
+            )
         else:
             k_ss, k_ts = self._support_and_target_pairs(
-                x_s, x_t, gets, batch_size, memory_budget, target_variances
+                x_s, x_t, gets, batch_size, memory_budget, target_variances, forward_only
             )
         if single:
             return k_ss[gets[0]], k_ts[gets[0]]
         kernels = _namedtuple(gets)
         return kernels(*(k_ss[g] for g in gets)), kernels(*(k_ts[g] for g in gets))
 
-    def _support_and_target_pairs(self, x_s, x_t, gets, batch_size, memory_budget, var_t):
+    def _support_and_target_pairs(
+        self, x_s, x_t, gets, batch_size, memory_budget, var_t, forward_only=False
+    ):
         """``({get: K_ss}, {get: K_ts})`` from one zipped batch of pairs (`kip_kernel_fn`)."""
         n_s, n_t = x_s.shape[0], x_t.shape[0]
         rows, cols, index = symmetric_pairs(n_s)
@@ -222,7 +235,7 @@ class Network:
         if var_t is not None:
             variances = [tf.concat(v, 0) for v in zip(self.self_variances(x_s), var_t)]
         if batch_size is None:
-            pairs_per_tile = tiling.plan_pair_tiles(self, x, len(rows), memory_budget)
+            pairs_per_tile = tiling.plan_pair_tiles(self, x, len(rows), memory_budget, forward_only)
         else:
             b1, b2 = tiling.check_batch_size(batch_size)
             pairs_per_tile = b1 * b2

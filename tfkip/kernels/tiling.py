@@ -52,16 +52,25 @@ from XLA's buffer assignment of the preset ConvNet's steps and forward passes. T
 also holds TensorFlow itself and XLA's compilation, which no budget bounds."""
 
 
+FORWARD_FULL_LIVE_COPIES = 6
+"""`FULL_LIVE_COPIES` for a forward pass that no gradient follows (evaluation, Label Solve,
+``forward_only=True``): a pass holds its input and its output (padded for a window sum)
+and nothing is kept for a reverse pass; measured from XLA's buffer assignment of the
+preset ConvNet's forward, with a margin."""
+
+
 def pair_entries(network, per_example_shape) -> int:
     """Largest number of covariance entries one input pair needs at any layer."""
     return max(entries for entries, _ in _layer_entries(network, per_example_shape))
 
 
-def pair_bytes(network, per_example_shape, itemsize: int) -> int:
+def pair_bytes(network, per_example_shape, itemsize: int, forward_only: bool = False) -> int:
     """Working memory of one input pair: the largest covariance times its live copies
-    (`FULL_LIVE_COPIES` for a FULL layout, `LIVE_COPIES` otherwise), in bytes."""
+    (`FULL_LIVE_COPIES` for a FULL layout, `FORWARD_FULL_LIVE_COPIES` with
+    ``forward_only``, `LIVE_COPIES` otherwise), in bytes."""
+    full = FORWARD_FULL_LIVE_COPIES if forward_only else FULL_LIVE_COPIES
     return itemsize * max(
-        entries * (FULL_LIVE_COPIES if layout == Layout.FULL else LIVE_COPIES)
+        entries * (full if layout == Layout.FULL else LIVE_COPIES)
         for entries, layout in _layer_entries(network, per_example_shape)
     )
 
@@ -94,10 +103,14 @@ def check_memory_budget(memory_budget):
     return memory_budget
 
 
-def plan_tiles(network, x1, x2, memory_budget: int | None = None) -> tuple[int, int] | None:
+def plan_tiles(
+    network, x1, x2, memory_budget: int | None = None, forward_only: bool = False
+) -> tuple[int, int] | None:
     """Tile sizes ``(b1, b2)`` keeping one tile under the memory budget; None if untiled.
 
-    One pair costs `pair_bytes`. If all pairs (``n1 n2``,
+    One pair costs `pair_bytes` (of a forward pass alone with ``forward_only``: larger
+    tiles, fewer loop iterations; a gradient through such tiles may pass the budget). If
+    all pairs (``n1 n2``,
     or the ``n (n + 1) / 2`` unordered ones that ``K(x, x)`` of an image network computes)
     fit in ``memory_budget`` (default `DEFAULT_MEMORY_BUDGET`) the kernel is computed in
     one piece. Otherwise a tile holds ``P = budget // pair_bytes(...)`` pairs (at least 1):
@@ -112,7 +125,7 @@ def plan_tiles(network, x1, x2, memory_budget: int | None = None) -> tuple[int, 
     n2 = n1 if x2 is None else x2.shape[0]
     if n1 is None or n2 is None or n1 == 0 or n2 == 0:
         return None
-    one_pair = pair_bytes(network, x1.shape[1:], x1.dtype.size)
+    one_pair = pair_bytes(network, x1.shape[1:], x1.dtype.size, forward_only)
     pairs_needed = n1 * (n1 + 1) // 2 if network.uses_unordered_pairs(x1, x2) else n1 * n2
     if pairs_needed * one_pair <= budget:
         return None
@@ -124,12 +137,14 @@ def plan_tiles(network, x1, x2, memory_budget: int | None = None) -> tuple[int, 
     return _balanced(n1, max(1, min(n1, pairs // b2))), b2
 
 
-def plan_pair_tiles(network, x, pairs: int, memory_budget: int | None = None) -> int | None:
+def plan_pair_tiles(
+    network, x, pairs: int, memory_budget: int | None = None, forward_only: bool = False
+) -> int | None:
     """Pairs per tile for ``pairs`` zipped input pairs of ``x`` (`Network.kip_kernel_fn`)
     under the memory budget, as `plan_tiles` counts them; None if all fit in one piece."""
     budget = check_memory_budget(memory_budget)
     budget = DEFAULT_MEMORY_BUDGET if budget is None else budget
-    one_pair = pair_bytes(network, x.shape[1:], x.dtype.size)
+    one_pair = pair_bytes(network, x.shape[1:], x.dtype.size, forward_only)
     if pairs * one_pair <= budget:
         return None
     return _balanced(pairs, max(1, budget // one_pair))

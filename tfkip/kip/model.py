@@ -131,13 +131,19 @@ class KIPModel(keras.Model):
             memory_budget=self.kernel_memory_budget,
         )
 
-    def _kernel_fn(self, x1, x2=None):
-        return self.network.kernel_fn(x1, x2, **self._kernel_options())
+    def _kernel_fn(self, x1, x2=None, forward_only=False):
+        options = self._kernel_options()
+        return self.network.kernel_fn(x1, x2, forward_only=forward_only, **options)
 
-    def _kip_kernels(self, x_s, x_t, target_variances=None):
-        """``(K_ss, K_ts)`` in one pass (`Network.kip_kernel_fn`)."""
+    def _kip_kernels(self, x_s, x_t, target_variances=None, forward_only=False):
+        """``(K_ss, K_ts)`` in one pass (`Network.kip_kernel_fn`); ``forward_only`` plans
+        tiles for a pass no gradient follows (evaluation, prediction)."""
         return self.network.kip_kernel_fn(
-            x_s, x_t, target_variances=target_variances, **self._kernel_options()
+            x_s,
+            x_t,
+            target_variances=target_variances,
+            forward_only=forward_only,
+            **self._kernel_options(),
         )
 
     def target_variances(self, x_target) -> list[tf.Tensor]:
@@ -186,7 +192,7 @@ class KIPModel(keras.Model):
         ``support`` optionally passes ``(images, labels)`` tensors instead of reading the
         weights (needed inside XLA under multi-device strategies).
         """
-        pred = self.predict_with(x, support)
+        pred = self.predict_with(x, support, forward_only=True)
         y = tf.cast(y, pred.dtype)
         weight = tf.ones_like(pred[:, 0]) if mask is None else tf.cast(mask, pred.dtype)
         sq = tf.reduce_sum(tf.reduce_sum(tf.square(pred - y), axis=-1) * weight)
@@ -194,12 +200,13 @@ class KIPModel(keras.Model):
         return sq, tf.reduce_sum(hit * weight), tf.reduce_sum(weight)
 
     # ------------------------------------------------------------------ keras
-    def predict_with(self, inputs, support=None):
-        """KRR prediction (n, C) for ``inputs`` of ``support`` (default: the weights)."""
+    def predict_with(self, inputs, support=None, forward_only=False):
+        """KRR prediction (n, C) for ``inputs`` of ``support`` (default: the weights);
+        ``forward_only``: no gradient will be taken (kernel tiles planned larger)."""
         if support is None:
             support = (self.support_images, self.support_labels)
         x_s, y_s = (tf.convert_to_tensor(v) for v in support)
-        k_ss, k_ts = self._kip_kernels(x_s, tf.cast(inputs, self.dtype))
+        k_ss, k_ts = self._kip_kernels(x_s, tf.cast(inputs, self.dtype), forward_only=forward_only)
         return krr.krr_predict(k_ss, k_ts, y_s, self.reg)
 
     def call(self, inputs):

@@ -63,6 +63,9 @@ class Progress:
       unit: the name of one unit of work, shown after the counts.
       start: work already done when this object is created (e.g. the step a resumed run
         starts from); the rate and time left use only work done after it.
+      per_unit: ``(count, name)``: each unit of work stands for ``count`` smaller items,
+        whose rate the line shows too (an evaluation of ``n_s`` support images counts
+        ``(n_s, "pairs")`` kernel pairs per test image). None: no second rate.
       min_interval: seconds between two lines (the last line is always logged).
       quiet_for: no line at all before this many seconds have elapsed (0: log from the
         first update).
@@ -81,6 +84,7 @@ class Progress:
         *,
         unit: str = "steps",
         start: int = 0,
+        per_unit: tuple[float, str] | None = None,
         min_interval: float = 10.0,
         quiet_for: float = 0.0,
         log_fn: Callable[[str], object] | None = None,
@@ -97,6 +101,12 @@ class Progress:
                 "Progress min_interval and quiet_for must be >= 0 seconds. "
                 f"Received: min_interval={min_interval}, quiet_for={quiet_for}"
             )
+        if per_unit is not None and not (isinstance(per_unit, tuple) and per_unit[0] > 0):
+            raise ValueError(
+                "Progress per_unit must be a (count > 0, name) tuple. "
+                f"Received: per_unit={per_unit!r}"
+            )
+        self.per_unit = per_unit
         self.quiet_for = float(quiet_for)
         self.total, self.desc, self.unit = int(total), desc, unit
         self.start = int(start)
@@ -136,7 +146,11 @@ class Progress:
         elif left is not None:
             text += f", ~{format_duration(left)} left"
         if elapsed > 0 and self.done > self.start:
-            text += f" ({format_rate(self.done - self.start, elapsed, self.unit)})"
+            rate = format_rate(self.done - self.start, elapsed, self.unit)
+            if self.per_unit is not None:
+                count, name = self.per_unit
+                rate += ", " + format_rate((self.done - self.start) * count, elapsed, name)
+            text += f" ({rate})"
         return text
 
     def update(self, done: int, *, force: bool = False) -> str | None:

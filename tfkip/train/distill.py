@@ -130,7 +130,11 @@ class _Run:
 
     def evaluate(self, step: int, **extra) -> dict[str, Any]:
         progress = Progress(
-            len(self.data.x_test), f"evaluation at step {step}", unit="test images", quiet_for=10
+            len(self.data.x_test),
+            f"evaluation at step {step}",
+            unit="test images",
+            per_unit=(int(self.model.support_images.shape[0]), "pairs"),
+            quiet_for=10,
         )
         metrics = self.trainer.evaluate(
             self.data.x_test, self.data.y_test, self.config.eval_tile, progress.update
@@ -287,7 +291,13 @@ def run_label_solve(config: DistillConfig) -> list[dict[str, Any]]:
     """Label Solve on the natural class-balanced support over the whole train split."""
     run = _Run(config, label_solve=True)
     natural = run.evaluate(0, labels="natural")
-    progress = Progress(len(run.data.x_train), "Label Solve", unit="target images", quiet_for=10)
+    progress = Progress(
+        len(run.data.x_train),
+        "Label Solve",
+        unit="target images",
+        per_unit=(int(run.model.support_images.shape[0]), "pairs"),
+        quiet_for=10,
+    )
     solved_labels = run.trainer.label_solve(
         run.data.x_train, run.data.y_train, config.reg, progress=progress.update
     )

@@ -358,11 +358,11 @@ class KIPTrainer:
 
         def statistics(x_s, y_s, x, y, mask):
             del y_s
-            k_cs = model._kernel_fn(x, x_s) * mask[:, None]
+            k_cs = model._kernel_fn(x, x_s, forward_only=True) * mask[:, None]
             return tf.matmul(k_cs, k_cs, transpose_a=True), tf.matmul(k_cs, y, transpose_a=True)
 
         gram, rhs = self._sum_over("label_solve", statistics, (x_target, y_target), tile, progress)
-        k_ss = model._kernel_fn(tf.convert_to_tensor(model.support_images))
+        k_ss = model._kernel_fn(tf.convert_to_tensor(model.support_images), forward_only=True)
         solved = solve_labels(k_ss, tf.constant(gram), tf.constant(rhs), reg).numpy()
         check_finite(solved, "The solved labels")
         return solved
