@@ -19,18 +19,22 @@ Distributed (same results, see tests/train):
       --data_dir=gs://... --workdir=gs://... ...       # Cloud TPU VM: launch/cloud_tpu.md
 """
 
-import distill_flags
-from absl import flags, logging
+import time
 
-from tfkip import cli
-from tfkip.train.distill import run_distillation
+STARTED = time.monotonic()  # --max_time counts from here (before TensorFlow's import)
+
+import distill_flags  # noqa: E402
+from absl import flags, logging  # noqa: E402
+
+from tfkip import cli  # noqa: E402
+from tfkip.train.distill import run_distillation  # noqa: E402
 
 flags.adopt_module_key_flags(distill_flags)  # --help lists every flag of the run
 
 
 def main(argv):
     del argv
-    record = run_distillation(distill_flags.config_from_flags())
+    record = run_distillation(distill_flags.config_from_flags(), started=STARTED)
     logging.info("final: %s", record)
 
 

@@ -1,0 +1,148 @@
+"""Validation held out of the targets, the best set, early stopping and their resume
+(FC1, float64, mnist_5k, in this process)."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+from train_testlib import metrics
+
+from tfkip.data import prepare
+from tfkip.data.holdout import validation_split
+from tfkip.train.config import DistillConfig
+from tfkip.train.distill import _Run, run_distillation
+
+# Learning rate 1.0 makes the validation loss turn up after ~20 steps (float64: the same
+# trajectory every time), so patience 2 stops the run.
+NOISY = dict(
+    target_batch_size=20,
+    eval_every=1,
+    checkpoint_every=4,
+    steps_per_loop=2,
+    validation_size=50,
+    learning_rate=1.0,
+    eval_tile=100,
+)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return prepare("mnist_5k")
+
+
+def test_validation_split_is_a_class_balanced_partition(data):
+    labels = data.labels_train
+    val, rest = validation_split(labels, 30, seed=4)
+    assert np.bincount(labels[val], minlength=10).tolist() == [3] * 10
+    assert np.array_equal(np.sort(np.concatenate([val, rest])), np.arange(labels.size))
+    assert np.all(np.diff(rest) > 0)
+    again, _ = validation_split(labels, 30, seed=4)
+    other, _ = validation_split(labels, 30, seed=5)
+    assert np.array_equal(val, again) and not np.array_equal(val, other)
+    none, everything = validation_split(labels, 0, seed=4)
+    assert none.size == 0 and np.array_equal(everything, np.arange(labels.size))
+
+
+@pytest.mark.parametrize("size", [-10, 15, 10.5, True])
+def test_bad_validation_size(data, size):
+    with pytest.raises(ValueError, match="validation_size"):
+        validation_split(data.labels_train, size, seed=0)
+
+
+def test_validation_cannot_take_a_whole_class():
+    with pytest.raises(ValueError, match="Class 1 has 2 train images"):
+        validation_split(np.array([0, 0, 0, 1, 1]), 4, seed=0)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(early_stopping_patience=2), "needs validation images"),
+        (dict(validation_size=10, eval_every=0), "eval_every must be > 0"),
+        (dict(validation_kernel="rf"), "validation_kernel must be one of"),
+        (dict(eval_kernel="rf"), "eval_kernel must be one of"),
+        (dict(max_time=0), "max_time must be > 0"),
+        (dict(snapshot_every_seconds=-1.0), "snapshot_every_seconds must be > 0"),
+        (dict(validation_size=-10), "validation_size must be an integer >= 0"),
+    ],
+)
+def test_bad_settings(settings, message):
+    with pytest.raises(ValueError, match=message):
+        DistillConfig(**settings)
+
+
+def test_validation_images_leave_the_targets_and_the_support(tmp_path, data):
+    run = _Run(DistillConfig(steps=0, workdir=str(tmp_path / "r"), validation_size=100))
+    assert run.x_val.shape == (100, 28, 28, 1) and len(run.x_target) == len(data.x_train) - 100
+    flat = data.x_train.reshape(len(data.x_train), -1)
+    rows = {r.tobytes(): i for i, r in enumerate(flat)}
+    val = {rows[r.tobytes()] for r in run.x_val.reshape(100, -1)}
+    target = {rows[r.tobytes()] for r in run.trainer.x_train.reshape(len(run.x_target), -1)}
+    support = {rows[r.tobytes()] for r in run.support_images.reshape(10, -1)}
+    assert len(val) == 100 and not val & target and not val & support and support <= target
+
+
+def test_best_set_and_early_stopping(tmp_path):
+    workdir = tmp_path / "run"
+    last = run_distillation(
+        DistillConfig(steps=40, workdir=str(workdir), early_stopping_patience=2, **NOISY)
+    )
+    records = metrics(workdir)
+    losses = [r["validation_loss"] for r in records]
+    best = int(np.argmin(losses))
+    assert last["stopped"] == "early_stopping" and last == records[-1]
+    assert last["step"] == best + 2 < 40 and last["evaluations_since_best"] == 2
+    assert all(r["best_step"] == int(np.argmin(losses[: i + 1])) for i, r in enumerate(records))
+    # best/ reads like a run folder: the set of the best step, its record, the run's files.
+    best_dir = workdir / "best"
+    best_record = metrics(best_dir)
+    assert best_record == [records[best]] and best_record[0]["step"] == best
+    for name in ("config.json", "preprocessing.npz"):
+        assert (best_dir / name).read_bytes() == (workdir / name).read_bytes()
+    # The set in best/ is the support at the best step: a run stopped there has it.
+    again = tmp_path / "to_best"
+    run_distillation(DistillConfig(steps=best, workdir=str(again), **NOISY))
+    with np.load(best_dir / "distilled.npz") as got, np.load(again / "distilled.npz") as want:
+        np.testing.assert_array_equal(got["images"], want["images"])
+        np.testing.assert_array_equal(got["labels"], want["labels"])
+    with np.load(workdir / "distilled.npz") as final, np.load(again / "distilled.npz") as b:
+        assert not np.array_equal(final["images"], b["images"])  # the final set is later
+    # Rerunning a stopped run stops again at once, with the same records.
+    rerun = run_distillation(
+        DistillConfig(steps=40, workdir=str(workdir), early_stopping_patience=2, **NOISY)
+    )
+    assert rerun["step"] == last["step"] and metrics(workdir)[:-1] == records[:-1]
+
+    # Resumed from a checkpoint between the best step and the stop (patience counter
+    # restored), the run stops at the same step with the same best set.
+    resumed = tmp_path / "resumed"
+    run_distillation(DistillConfig(steps=best + 1, workdir=str(resumed), **NOISY))
+    run_distillation(
+        DistillConfig(steps=40, workdir=str(resumed), early_stopping_patience=2, **NOISY)
+    )
+    got = metrics(resumed)
+    assert [r["step"] for r in got] == [r["step"] for r in records]
+    for a, b in zip(got, records):
+        assert a["validation_loss"] == b["validation_loss"] and a["best_step"] == b["best_step"]
+    assert got[-1]["stopped"] == "early_stopping"
+    with np.load(resumed / "best" / "distilled.npz") as a, np.load(best_dir / "distilled.npz") as b:
+        np.testing.assert_array_equal(a["images"], b["images"])
+
+
+def test_a_workdir_from_before_validation_still_resumes(tmp_path):
+    """config.json files written before the validation settings existed lack them."""
+    workdir = tmp_path / "old"
+    run_distillation(DistillConfig(steps=2, workdir=str(workdir), **dict(NOISY, validation_size=0)))
+    path = workdir / "config.json"
+    config = json.loads(path.read_text())
+    for name in ("validation_size", "validation_kernel", "eval_kernel"):
+        del config[name]
+    path.write_text(json.dumps(config))
+    record = run_distillation(
+        DistillConfig(steps=4, workdir=str(workdir), **dict(NOISY, validation_size=0))
+    )
+    assert record["step"] == 4 and "validation_loss" not in record
+    assert not pathlib.Path(workdir / "best").exists()

@@ -1,0 +1,98 @@
+"""The wall-clock budget of a distillation (``max_time``) and its training-loop clock.
+
+`Budget` answers two questions between the loop's host calls (each runs many KIP steps
+in one `tf.function`, so the budget can only be checked between calls):
+
+* how many steps the next call may run so that it, and an evaluation it ends on, still
+  fit in what is left of ``max_time`` (`Budget.fit`), and
+* how many seconds the training loop itself has run (``train_seconds``: the host calls
+  of `KIPTrainer.train`, their compilation included, evaluations and checkpoints
+  excluded), the clock of time-to-accuracy snapshots.
+
+``max_time`` counts from the start of the command (``started``, a `time.monotonic`
+reading; launch/distill.py takes it before importing TensorFlow), so start-up,
+compilation, evaluations and checkpoints all spend it, as Lightning's ``max_time``.
+
+Chunk sizing: the first call (which compiles) runs one step; later calls run
+``floor(left / seconds_per_step)`` steps at most, with ``seconds_per_step`` the last
+call's (the first call's, compilation included, until a second one has run: an
+overestimate, so the second call is short rather than late). A call that would end on
+an evaluation must leave room for it too (the last evaluation's duration), or it stops
+one step short of it; so evaluations are never skipped, and the run overshoots
+``max_time`` by at most the error of these estimates plus the final checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+__all__ = ["Budget"]
+
+
+class Budget:
+    """``max_time`` seconds from ``started`` (None: unlimited), and the loop's clock.
+
+    Args:
+      max_time: seconds, or None for no limit.
+      started: `time.monotonic` reading at the command's start (default: now).
+      clock: the time function (tests pass a fake one).
+    """
+
+    def __init__(self, max_time: float | None, started: float | None = None, clock=None):
+        if max_time is not None and not max_time > 0:
+            raise ValueError(f"max_time must be > 0 seconds or None. Received: {max_time!r}")
+        self.clock = clock or time.monotonic
+        self.max_time = max_time
+        self.started = self.clock() if started is None else started
+        self.train_seconds = 0.0  # training-loop seconds of this process
+        self.seconds_per_step: float | None = None
+        self.eval_seconds = 0.0  # the last evaluation's duration
+        self._calls = 0
+
+    @property
+    def limited(self) -> bool:
+        return self.max_time is not None
+
+    def elapsed(self) -> float:
+        """Seconds since the command's start."""
+        return self.clock() - self.started
+
+    def left(self) -> float:
+        """Seconds left of ``max_time`` (infinite when unlimited)."""
+        return math.inf if self.max_time is None else self.max_time - self.elapsed()
+
+    def spent(self) -> bool:
+        return self.left() <= 0
+
+    def fit(self, num: int, until_eval: int) -> int:
+        """Steps (<= ``num``) the next host call may run; 0: stop now.
+
+        ``until_eval``: steps until the next evaluation (the call ends on it when
+        ``num >= until_eval``).
+        """
+        if not self.limited:
+            return num
+        left = self.left()
+        if left <= 0:
+            return 0
+        if self.seconds_per_step is None:  # the first (compiling) call: one step
+            return min(num, 1)
+        fits = int(left // self.seconds_per_step)
+        if (
+            fits >= until_eval
+            and num >= until_eval
+            and until_eval * self.seconds_per_step + self.eval_seconds > left
+        ):
+            fits = until_eval - 1  # stop short of an evaluation there is no time for
+        return max(0, min(num, fits))
+
+    def record_train(self, num: int, seconds: float) -> None:
+        """Accounts one host call of ``num`` steps that took ``seconds``."""
+        self.train_seconds += seconds
+        self._calls += 1
+        if num > 0:
+            self.seconds_per_step = seconds / num
+
+    def record_eval(self, seconds: float) -> None:
+        self.eval_seconds = seconds
