@@ -13,10 +13,10 @@ in one `tf.function`, so the budget can only be checked between calls):
 reading; launch/distill.py takes it before importing TensorFlow), so start-up,
 compilation, evaluations and checkpoints all spend it, as Lightning's ``max_time``.
 
-Chunk sizing: the first call (which compiles) runs one step; later calls run
+Chunk sizing: the first call (which compiles) and the second (which measures a step
+without compilation) run one step each while any time is left; later calls run
 ``floor(left / seconds_per_step)`` steps at most, with ``seconds_per_step`` the last
-call's (the first call's, compilation included, until a second one has run: an
-overestimate, so the second call is short rather than late). A call that would end on
+call's. A call that would end on
 an evaluation must leave room for it too (the last evaluation's duration), or it stops
 one step short of it; so evaluations are never skipped, and the run overshoots
 ``max_time`` by at most the error of these estimates plus the final checkpoint.
@@ -48,7 +48,7 @@ class Budget:
         self.train_seconds = 0.0  # training-loop seconds of this process
         self.seconds_per_step: float | None = None
         self.eval_seconds = 0.0  # the last evaluation's duration
-        self._calls = 0
+        self.calls = 0  # host calls of the training loop in this process
 
     @property
     def limited(self) -> bool:
@@ -76,7 +76,7 @@ class Budget:
         left = self.left()
         if left <= 0:
             return 0
-        if self.seconds_per_step is None:  # the first (compiling) call: one step
+        if self.calls < 2:  # the compiling call, then a measured one: a step each
             return min(num, 1)
         fits = int(left // self.seconds_per_step)
         if (
@@ -90,7 +90,7 @@ class Budget:
     def record_train(self, num: int, seconds: float) -> None:
         """Accounts one host call of ``num`` steps that took ``seconds``."""
         self.train_seconds += seconds
-        self._calls += 1
+        self.calls += 1
         if num > 0:
             self.seconds_per_step = seconds / num
 

@@ -84,8 +84,7 @@ class Snapshots:
                 "file": name,
             }
         )
-        while self.next <= seconds:
-            self.next += self.every
+        self.next = max(self.next, (math.floor(seconds / self.every) + 1) * self.every)
         if not self.write_files:
             return
         io.makedirs(self.folder)
