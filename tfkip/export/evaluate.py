@@ -19,6 +19,12 @@ set through the same code the distillation evaluates with (`KIPModel` +
   ``convnet``, ``ConvNet3`` -> ``convnet3``, depth 3; old-layout names need
   ``architecture``); trace-scaled ridge 1e-6.
 
+With ``which="best"`` a run folder's ``best/`` (the set of lowest validation loss,
+itself laid out like a run folder: `tfkip.train.validation`) is evaluated instead of its
+final set. The kernel is always an exact infinite-width one: a run distilled with a
+random-feature estimate (``rf_nngp``) is evaluated with the kernel it estimates
+(`exact_kernel`), unless ``kernel`` says otherwise.
+
 Test labels are centred one-hot (``1 - 1/C``, ``-1/C``); ``test_mse`` is
 ``0.5 * mean((prediction - label)^2)`` over examples and classes.
 
@@ -47,6 +53,13 @@ ZCA_FITS = ("nn_training", "all")
 NN_TRAINING_HOLDOUT = 5000  # nn_training's validation split: the last 5,000 train images
 NETWORK_FIELDS = ("architecture", "depth", "width", "W_std", "b_std", "parameterization")
 NETWORK_FIELDS += ("activation",)
+KERNELS = ("ntk", "nngp")  # the exact kernels evaluation uses
+WHICH = ("final", "best")
+
+
+def exact_kernel(kernel: str) -> str:
+    """The exact kernel that ``kernel`` is or estimates: ``'rf_nngp'`` -> ``'nngp'``."""
+    return kernel[len("rf_") :] if kernel.startswith("rf_") else kernel
 
 
 @dataclasses.dataclass
@@ -61,7 +74,9 @@ class EvaluateConfig:
       download: let TFDS download a missing dataset.
       architecture, depth, width, W_std, b_std, parameterization, activation: the kernel
         network (`tfkip.architectures.get`); default the set's.
-      kernel: 'ntk' or 'nngp'; default the one the set was distilled with (else 'ntk').
+      which: 'final' (the set itself) or 'best' (a run folder's ``best/`` set).
+      kernel: 'ntk' or 'nngp'; default the exact kernel the set was distilled with (a
+        random-feature kernel's: the one it estimates), else 'ntk'.
       reg: trace-scaled KRR ridge; default the run's, else 1e-6.
       preprocessing: 'auto' (the set's own), or rebuild 'standardize' / 'zca'.
       zca_fit: for rebuilt ZCA: 'nn_training' (train minus its last 5,000 images) or 'all'.
@@ -82,6 +97,7 @@ class EvaluateConfig:
     """
 
     distilled: str
+    which: str = "final"
     dataset: str | None = None
     data_dir: str | None = None
     download: bool = True
@@ -119,7 +135,8 @@ class EvaluateConfig:
         for name, allowed in (
             ("preprocessing", PREPROCESSINGS),
             ("zca_fit", ZCA_FITS),
-            ("kernel", (None, "ntk", "nngp")),
+            ("kernel", (None, *KERNELS)),
+            ("which", WHICH),
             ("dtype", (None, "float32", "float64")),
         ):
             if getattr(self, name) not in allowed:
@@ -198,6 +215,8 @@ def load_source(config: EvaluateConfig) -> _Source:
     from tfkip.export.runs import last_metrics, load_run
 
     source = config.distilled
+    if config.which == "best":
+        source = best_folder(source, config.timeout)
     if _released.is_released(source):
         return _load_released(config)
     tfds_parts = _tfds_export(source, config.timeout)
@@ -253,6 +272,21 @@ def load_source(config: EvaluateConfig) -> _Source:
         except ValueError:
             out.recipe_zca = metadata.zca if metadata.run_config or kind != "npz" else None
     return out
+
+
+def best_folder(source: str, timeout: float = 60.0) -> str:
+    """``source/best``, the best set of a run folder with validation (which="best")."""
+    from tfkip.train.validation import BEST_DIR
+
+    best = _io.join(source, BEST_DIR)
+    exists = _released.gfile_call(lambda: tf.io.gfile.exists(best), best, timeout)
+    if _released.is_released(source) or not exists:
+        raise ValueError(
+            f"which='best' needs a run folder distilled with validation (--validation_size "
+            f"> 0), which keeps its best set in {BEST_DIR}/; {best!r} does not exist. "
+            f"Received: distilled={source!r}, which='best'"
+        )
+    return best
 
 
 def _default_depth(architecture: str) -> int:
@@ -328,6 +362,7 @@ def _network_config(source: _Source, config: EvaluateConfig, dataset: str):
         )
     if values.get("depth") is None and values["architecture"] in _architectures():
         values["depth"] = _default_depth(values["architecture"])  # what the preset uses
+    values["kernel"] = exact_kernel(values.get("kernel", "ntk"))
     values.update(dataset=dataset, steps=0, strategy=config.strategy, tpu=config.tpu)
     values["num_cpu_devices"] = config.num_cpu_devices
     return DistillConfig.from_dict(values)
@@ -346,6 +381,37 @@ def _trainer(model, strategy, num_classes: int, image_shape, jit_compile: bool):
     )
 
 
+@dataclasses.dataclass
+class Evaluator:
+    """A compiled KRR evaluation of one set on a test split (see `prepare_evaluator`).
+
+    ``evaluate()`` scores the loaded set; ``evaluate(images, labels)`` scores another set
+    of the same shapes and preprocessing (e.g. a run's snapshots) with the same compiled
+    program, by assigning it as the model's support.
+    """
+
+    trainer: Any
+    x_test: np.ndarray
+    y_test: np.ndarray
+    settings: Any  # the DistillConfig of the kernel network
+    source: _Source
+    dataset: str
+    description: dict[str, Any] | None
+
+    def evaluate(self, images=None, labels=None, progress: bool = True) -> dict[str, float]:
+        from tfkip.progress import Progress
+
+        model = self.trainer.model
+        if images is not None:
+            model.support_images.assign(np.asarray(images, model.dtype))
+            model.support_labels.assign(np.asarray(labels, model.dtype))
+        update = None
+        if progress:
+            update = Progress(len(self.x_test), "evaluation", unit="test images", quiet_for=5)
+            update = update.update
+        return self.trainer.evaluate(self.x_test, self.y_test, self.settings.eval_tile, update)
+
+
 def evaluate_distilled(config: EvaluateConfig) -> dict[str, Any]:
     """KRR test accuracy/MSE of ``config.distilled`` on a dataset's test split.
 
@@ -353,7 +419,7 @@ def evaluate_distilled(config: EvaluateConfig) -> dict[str, Any]:
       A JSON-ready dict: ``test_accuracy``, ``test_mse``, ``kernel``, ``reg``, ``dtype``,
       ``network`` (the architecture settings), ``preprocessing`` (what was applied and
       where it came from), ``dataset``, ``test_examples``, ``support_size``, ``source``
-      (the argument), ``source_kind``, ``path``, ``reported`` (what the run / metadata
+      (the argument), ``which``, ``source_kind``, ``path``, ``reported`` (what the run / metadata
       said for this set, or None), ``index`` (the released index row, or None) with
       ``index_error`` when the index could not be read, and ``seconds``.
 
@@ -361,13 +427,51 @@ def evaluate_distilled(config: EvaluateConfig) -> dict[str, Any]:
       ValueError: bad input (see the messages: shapes, label width, names, settings).
       FileNotFoundError, UnreachablePathError: a path cannot be read.
     """
+    start = time.perf_counter()
+    evaluator = prepare_evaluator(config)
+    metrics = evaluator.evaluate()
+    settings, source = evaluator.settings, evaluator.source
+    result = {
+        **metrics,
+        "kernel": settings.kernel,
+        "reg": settings.reg,
+        "dtype": settings.dtype,
+        "network": {name: getattr(settings, name) for name in NETWORK_FIELDS},
+        "preprocessing": evaluator.description,
+        "dataset": evaluator.dataset,
+        "test_examples": len(evaluator.x_test),
+        "support_size": int(source.images.shape[0]),
+        "source": config.distilled,
+        "which": config.which,
+        "source_kind": source.kind,
+        "path": source.path,
+        "reported": source.reported,
+        "index": None,
+    }
+    if source.released is not None and config.lookup_index:
+        try:
+            result["index"] = _released.find_index_row(
+                source.released, config.released_root, config.timeout
+            )
+        except (OSError, ValueError) as e:  # the index is optional: report, do not fail
+            result["index_error"] = str(e)
+            logging.warning("Released index not read: %s", e)
+    result["seconds"] = round(time.perf_counter() - start, 3)
+    return result
+
+
+def prepare_evaluator(config: EvaluateConfig) -> Evaluator:
+    """Loads ``config.distilled`` and the test split, and builds its `Evaluator`.
+
+    Raises:
+      ValueError: bad input (see the messages: shapes, label width, names, settings).
+      FileNotFoundError, UnreachablePathError: a path cannot be read.
+    """
     from tfkip.data import centered_one_hot, load_dataset, make_augmentation
     from tfkip.kip.model import KIPModel
-    from tfkip.progress import Progress
     from tfkip.train.distill import build_network
     from tfkip.train.strategy import get_strategy, set_precision_policy
 
-    start = time.perf_counter()
     source = load_source(config)
     dataset = config.dataset or source.dataset
     if not dataset:
@@ -419,32 +523,4 @@ def evaluate_distilled(config: EvaluateConfig) -> dict[str, Any]:
             dtype=settings.dtype,
         )
     trainer = _trainer(model, strategy, raw.num_classes, raw.image_shape, jit)
-    progress = Progress(count, "evaluation", unit="test images", quiet_for=5)
-    metrics = trainer.evaluate(x_test, y_test, settings.eval_tile, progress.update)
-
-    result = {
-        **metrics,
-        "kernel": settings.kernel,
-        "reg": settings.reg,
-        "dtype": settings.dtype,
-        "network": {name: getattr(settings, name) for name in NETWORK_FIELDS},
-        "preprocessing": description,
-        "dataset": dataset,
-        "test_examples": count,
-        "support_size": int(source.images.shape[0]),
-        "source": config.distilled,
-        "source_kind": source.kind,
-        "path": source.path,
-        "reported": source.reported,
-        "index": None,
-    }
-    if source.released is not None and config.lookup_index:
-        try:
-            result["index"] = _released.find_index_row(
-                source.released, config.released_root, config.timeout
-            )
-        except (OSError, ValueError) as e:  # the index is optional: report, do not fail
-            result["index_error"] = str(e)
-            logging.warning("Released index not read: %s", e)
-    result["seconds"] = round(time.perf_counter() - start, 3)
-    return result
+    return Evaluator(trainer, x_test, y_test, settings, source, dataset, description)
