@@ -406,9 +406,12 @@ def run_distillation(config: DistillConfig, started: float | None = None) -> dic
 
 
 def run_label_solve(config: DistillConfig) -> list[dict[str, Any]]:
-    """Label Solve on the natural class-balanced support over the whole train split."""
+    """Label Solve on the natural class-balanced support over the whole train split
+    (minus the validation images); the support evaluated before and after (with
+    ``eval_every=0``: not evaluated, one record with ``label_solve_seconds``)."""
     run = _Run(config, label_solve=True)
-    natural = run.evaluate(0, labels="natural")
+    evaluate = run.evaluate if config.eval_every else (lambda step, **extra: extra)
+    natural = evaluate(0, labels="natural")
     progress = Progress(len(run.x_target), "Label Solve", unit="target images", quiet_for=10)
     start = time.perf_counter()
     solved_labels = run.trainer.label_solve(
@@ -417,11 +420,12 @@ def run_label_solve(config: DistillConfig) -> list[dict[str, Any]]:
     check_finite(solved_labels, "The solved labels")
     seconds = time.perf_counter() - start
     run.model.support_labels.assign(solved_labels)
-    solved = run.evaluate(0, labels="solved", label_solve_seconds=round(seconds, 3))
+    solved = evaluate(0, labels="solved", label_solve_seconds=round(seconds, 3))
+    records = [natural, solved] if config.eval_every else [dict(solved, step=0)]
     if run.is_chief:
-        run.workdir.write_metrics([natural, solved])
+        run.workdir.write_metrics(records)
     run.write_outputs(0)
-    return [natural, solved]
+    return records
 
 
 def _until(step: int, every: int) -> int:
