@@ -9,6 +9,13 @@ Writes distilled.npz, metrics.jsonl, config.json, preprocessing.npz, support.png
 checkpoints/ and tb/ (TensorBoard) into --workdir; rerunning the command resumes (also
 after SIGKILL; SIGTERM checkpoints and exits with status 143).
 
+Validation and the best set (--validation_size, --early_stopping_patience: WORKDIR/best/),
+a wall-clock budget (--max_time) and time snapshots (--snapshot_every_seconds):
+docs/distill.md.
+
+  python launch/distill.py --validation_size=500 --early_stopping_patience=10 \
+      --max_time=600 --workdir=runs/budget ...
+
 Distributed (same results, see tests/train):
 
   python launch/distill.py --strategy=mirrored --num_cpu_devices=2 ...   # 2 CPU replicas

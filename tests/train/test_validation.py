@@ -74,6 +74,27 @@ def test_bad_settings(settings, message):
         DistillConfig(**settings)
 
 
+def test_best_set_keeps_the_lowest_loss_and_counts_evaluations_since():
+    from tfkip.train.validation import BestSet
+
+    best = BestSet((2, 3), (2, 4), "float64")
+    assert not best.found and not best.exhausted(1)
+    sets = [np.full((2, 3), i, float) for i in range(5)]
+    for step, loss in enumerate([3.0, 2.0, 2.0, 2.5, 1.0]):
+        best.update(step, loss, sets[step], np.zeros((2, 4)))
+        if step == 3:
+            assert best.fields() == {
+                "best_step": 1,  # a tie keeps the earlier set
+                "best_validation_loss": 2.0,
+                "evaluations_since_best": 2,
+            }
+            assert best.exhausted(2) and not best.exhausted(3) and not best.exhausted(0)
+            np.testing.assert_array_equal(best.images.numpy(), sets[1])
+    assert best.fields()["best_step"] == 4 and not best.exhausted(1)
+    with pytest.raises(ValueError, match="not finite"):
+        best.update(5, float("nan"), sets[0], np.zeros((2, 4)))
+
+
 def test_validation_images_leave_the_targets_and_the_support(tmp_path, data):
     run = _Run(DistillConfig(steps=0, workdir=str(tmp_path / "r"), validation_size=100))
     assert run.x_val.shape == (100, 28, 28, 1) and len(run.x_target) == len(data.x_train) - 100
@@ -146,3 +167,29 @@ def test_a_workdir_from_before_validation_still_resumes(tmp_path):
     )
     assert record["step"] == 4 and "validation_loss" not in record
     assert not pathlib.Path(workdir / "best").exists()
+
+
+def test_mirrored_two_replicas_validate_and_keep_the_best_as_default(tmp_path):
+    """The best set's variables under MirroredStrategy (2 logical CPUs, a subprocess):
+    same validation scores, best steps and best/ set as the default strategy."""
+    from train_testlib import DISTILL, max_rel, run
+
+    flags = {**NOISY, "steps": 6, "early_stopping_patience": 2}
+    args = [f"--{k}={v}" for k, v in flags.items()]
+    mirrored = tmp_path / "mirrored"
+    code, log = run(
+        DISTILL,
+        [*args, "--strategy=mirrored", "--num_cpu_devices=2", f"--workdir={mirrored}"],
+        tmp_path / "mirrored.log",
+    )
+    assert code == 0, log[-3000:]
+    default = tmp_path / "default"
+    run_distillation(DistillConfig(workdir=str(default), **flags))
+    got, want = metrics(mirrored), metrics(default)
+    assert [r["best_step"] for r in got] == [r["best_step"] for r in want]
+    for a, b in zip(got, want):
+        assert a["validation_loss"] == pytest.approx(b["validation_loss"], rel=1e-8)
+        assert a["validation_accuracy"] == b["validation_accuracy"]
+    with np.load(mirrored / "best" / "distilled.npz") as a:
+        with np.load(default / "best" / "distilled.npz") as b:
+            assert max_rel(a["images"], b["images"]) <= 1e-8

@@ -49,7 +49,7 @@ class BestSet(tf.Module):
 
         self.images = variable(tf.zeros(images_shape, dtype), "images")
         self.labels = variable(tf.zeros(labels_shape, dtype), "labels")
-        self.loss = variable(tf.constant(np.inf, tf.float64), "loss")
+        self.loss = variable(tf.constant(np.inf, dtype), "loss")  # float32 on TPU
         self.step = variable(tf.constant(-1, tf.int64), "step")
         self.since = variable(tf.constant(0, tf.int64), "since")
 
@@ -64,10 +64,11 @@ class BestSet(tf.Module):
         """
         if not np.isfinite(loss):
             raise ValueError(f"The validation loss at step {step} is not finite: {loss!r}")
-        if loss < float(self.loss.numpy()):
+        stored = self.loss.dtype.as_numpy_dtype(loss)  # compared as it is stored
+        if stored < self.loss.numpy():
             self.images.assign(images)
             self.labels.assign(labels)
-            self.loss.assign(loss)
+            self.loss.assign(stored)
             self.step.assign(step)
             self.since.assign(0)
             return True
