@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -108,9 +109,15 @@ def test_validation_images_leave_the_targets_and_the_support(tmp_path, data):
 
 def test_best_set_and_early_stopping(tmp_path):
     workdir = tmp_path / "run"
-    last = run_distillation(
-        DistillConfig(steps=40, workdir=str(workdir), early_stopping_patience=2, **NOISY)
+    # A snapshot after every step: the support at each step, to compare best/ with.
+    config = DistillConfig(
+        steps=40,
+        workdir=str(workdir),
+        early_stopping_patience=2,
+        snapshot_every_seconds=1e-6,
+        **NOISY,
     )
+    last = run_distillation(config)
     records = metrics(workdir)
     losses = [r["validation_loss"] for r in records]
     best = int(np.argmin(losses))
@@ -123,34 +130,41 @@ def test_best_set_and_early_stopping(tmp_path):
     assert best_record == [records[best]] and best_record[0]["step"] == best
     for name in ("config.json", "preprocessing.npz"):
         assert (best_dir / name).read_bytes() == (workdir / name).read_bytes()
-    # The set in best/ is the support at the best step: a run stopped there has it.
-    again = tmp_path / "to_best"
-    run_distillation(DistillConfig(steps=best, workdir=str(again), **NOISY))
-    with np.load(best_dir / "distilled.npz") as got, np.load(again / "distilled.npz") as want:
+    snapshot = workdir / "snapshots" / f"step_{best:08d}.npz"
+    with np.load(best_dir / "distilled.npz") as got, np.load(snapshot) as want:
         np.testing.assert_array_equal(got["images"], want["images"])
         np.testing.assert_array_equal(got["labels"], want["labels"])
-    with np.load(workdir / "distilled.npz") as final, np.load(again / "distilled.npz") as b:
-        assert not np.array_equal(final["images"], b["images"])  # the final set is later
+    with np.load(workdir / "distilled.npz") as final, np.load(snapshot) as at_best:
+        assert not np.array_equal(final["images"], at_best["images"])  # the final set is later
     # Rerunning a stopped run stops again at once, with the same records.
-    rerun = run_distillation(
-        DistillConfig(steps=40, workdir=str(workdir), early_stopping_patience=2, **NOISY)
-    )
+    rerun = run_distillation(config)
     assert rerun["step"] == last["step"] and metrics(workdir)[:-1] == records[:-1]
 
-    # Resumed from a checkpoint between the best step and the stop (patience counter
-    # restored), the run stops at the same step with the same best set.
-    resumed = tmp_path / "resumed"
-    run_distillation(DistillConfig(steps=best + 1, workdir=str(resumed), **NOISY))
-    run_distillation(
-        DistillConfig(steps=40, workdir=str(resumed), early_stopping_patience=2, **NOISY)
+    # A kill after the last checkpoint before the stop: resumed there (the best set and
+    # the patience counter restored, best/ rewritten from them), the run stops at the same
+    # step with the same best set.
+    killed = tmp_path / "killed"
+    shutil.copytree(workdir, killed)
+    folder = killed / "checkpoints"
+    saved = sorted({int(p.name.split("-")[1].split(".")[0]) for p in folder.glob("ckpt-*")})
+    resume_at = max(s for s in saved if s < last["step"])
+    for path in folder.glob("ckpt-*"):
+        if int(path.name.split("-")[1].split(".")[0]) > resume_at:
+            path.unlink()
+    (folder / "checkpoint").write_text(
+        f'model_checkpoint_path: "ckpt-{resume_at}"\n'
+        f'all_model_checkpoint_paths: "ckpt-{resume_at}"\n'
     )
-    got = metrics(resumed)
+    run_distillation(DistillConfig(**{**config.to_dict(), "workdir": str(killed)}))
+    got = metrics(killed)
     assert [r["step"] for r in got] == [r["step"] for r in records]
     for a, b in zip(got, records):
         assert a["validation_loss"] == b["validation_loss"] and a["best_step"] == b["best_step"]
     assert got[-1]["stopped"] == "early_stopping"
-    with np.load(resumed / "best" / "distilled.npz") as a, np.load(best_dir / "distilled.npz") as b:
-        np.testing.assert_array_equal(a["images"], b["images"])
+    assert metrics(killed / "best") == best_record
+    with np.load(killed / "best" / "distilled.npz") as a:
+        with np.load(best_dir / "distilled.npz") as b:
+            np.testing.assert_array_equal(a["images"], b["images"])
 
 
 def test_a_workdir_from_before_validation_still_resumes(tmp_path):
