@@ -20,6 +20,9 @@ call's. A call that would end on
 an evaluation must leave room for it too (the last evaluation's duration), or it stops
 one step short of it; so evaluations are never skipped, and the run overshoots
 ``max_time`` by at most the error of these estimates plus the final checkpoint.
+
+Under MultiWorkerMirroredStrategy every worker has its own clock; the run takes the
+chief's decisions (`agree`), so all workers run the same steps.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from __future__ import annotations
 import math
 import time
 
-__all__ = ["Budget"]
+import tensorflow as tf
+
+__all__ = ["Budget", "agree"]
 
 
 class Budget:
@@ -96,3 +101,23 @@ class Budget:
 
     def record_eval(self, seconds: float) -> None:
         self.eval_seconds = seconds
+
+
+def agree(strategy, value: int) -> int:
+    """The chief's ``value``, on every worker.
+
+    Decisions taken from a worker's own clock (how many steps the next call runs, whether
+    the budget is spent) may differ between the workers of a
+    `tf.distribute.MultiWorkerMirroredStrategy`, whose steps must match (they run
+    collectives together). The collective here gives every worker the first replica's
+    value; under other strategies (one process) ``value`` is returned as is.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return int(value)
+    mine = tf.constant(int(value), tf.int32)
+
+    def first_replica_only(context):
+        return mine if context.replica_id_in_sync_group == 0 else tf.zeros_like(mine)
+
+    per_replica = strategy.experimental_distribute_values_from_function(first_replica_only)
+    return int(strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None))

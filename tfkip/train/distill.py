@@ -42,7 +42,7 @@ from tfkip.kip.model import KIPModel
 from tfkip.kip.optimizer import KIPAdam
 from tfkip.progress import Progress, format_duration, format_rate
 from tfkip.train import validation
-from tfkip.train.budget import Budget
+from tfkip.train.budget import Budget, agree
 from tfkip.train.config import DistillConfig
 from tfkip.train.loop import KIPTrainer
 from tfkip.train.preemption import Preempted, TerminationWatcher
@@ -313,6 +313,9 @@ def run_distillation(config: DistillConfig, started: float | None = None) -> dic
         if snapshots.due(0.0):
             snapshots.write(step, 0.0, budget.elapsed(), *model.distilled())
 
+    def spent(budget: Budget) -> bool:
+        return budget.limited and bool(agree(run.strategy, budget.spent()))
+
     def save(step: int) -> None:
         manager.save(checkpoint_number=step)
         if not run.is_chief:
@@ -335,6 +338,8 @@ def run_distillation(config: DistillConfig, started: float | None = None) -> dic
             if snapshots is not None:
                 num = min(num, snapshots.steps(budget.train_seconds, budget.seconds_per_step))
             num = budget.fit(num, until_eval if config.eval_every else num + 1)
+            if budget.limited or snapshots is not None:  # the workers' clocks may differ
+                num = agree(run.strategy, num)
             if num == 0:
                 stopped = "max_time"
                 break
@@ -355,13 +360,13 @@ def run_distillation(config: DistillConfig, started: float | None = None) -> dic
                 records.append(record)
                 if run.best is not None and run.best.exhausted(config.early_stopping_patience):
                     stopped = "early_stopping"
-                elif step < config.steps and budget.spent():
+                elif step < config.steps and spent(budget):
                     stopped = "max_time"
                 if stopped:
                     record["stopped"] = stopped
                 if run.is_chief:
                     run.workdir.write_metrics(records)
-            elif step < config.steps and budget.spent():
+            elif step < config.steps and spent(budget):
                 stopped = "max_time"
             saved = step % config.checkpoint_every == 0 or step == config.steps
             if saved:
