@@ -11,6 +11,13 @@ after SIGKILL; SIGTERM checkpoints and exits with status 143). While it runs, th
 holds the lock file tfkip.lock: a second run on it exits with status 2 naming the owner
 (docs/reliability.md).
 
+Validation and the best set (--validation_size, --early_stopping_patience: WORKDIR/best/),
+a wall-clock budget (--max_time) and time snapshots (--snapshot_every_seconds):
+docs/distill.md.
+
+  python launch/distill.py --validation_size=500 --early_stopping_patience=10 \
+      --max_time=600 --workdir=runs/budget ...
+
 Distributed (same results, see tests/train):
 
   python launch/distill.py --strategy=mirrored --num_cpu_devices=2 ...   # 2 CPU replicas
@@ -18,10 +25,14 @@ Distributed (same results, see tests/train):
               "task": {"type": "worker", "index": 0}}' \
       python launch/distill.py --strategy=multi_worker_mirrored --workdir=gs://... ...
   python launch/distill.py --strategy=tpu --tpu=local --dtype=float32 \
-      --data_dir=gs://... --workdir=gs://... ...       # Cloud TPU VM: launch/cloud_tpu.md
+      --data_dir=gs://... --workdir=gs://... ...       # Cloud TPU VM: docs/cloud_tpu.md
 """
 
-from tfkip.runtime.logs import quiet_startup
+import time
+
+STARTED = time.monotonic()  # --max_time counts from here (before TensorFlow's import)
+
+from tfkip.runtime.logs import quiet_startup  # noqa: E402
 
 quiet_startup()  # before TensorFlow loads: hides its C++ start-up lines (--verbosity=1 shows)
 
@@ -49,7 +60,7 @@ def main(argv):
     config = distill_flags.config_from_flags()
     chief = runtime_lock.chief_from_environment(config.strategy)
     with cli.own(config.workdir, chief=chief, checkpoints="checkpoints"):
-        record = run_distillation(config, on_nonfinite=_ON_NONFINITE.value)
+        record = run_distillation(config, on_nonfinite=_ON_NONFINITE.value, started=STARTED)
     logging.info("final: %s", record)
 
 

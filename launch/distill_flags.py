@@ -59,7 +59,11 @@ flags.DEFINE_string(
 )
 flags.DEFINE_float("reg", 1e-6, "KRR ridge, relative to tr(K_ss)/n (Label Solve: reg/n).")
 flags.DEFINE_integer("seed", 0, "Seed of the support initialisation and target sampling.")
-flags.DEFINE_integer("eval_every", 100, "Steps between KRR test evaluations.")
+flags.DEFINE_integer(
+    "eval_every",
+    100,
+    "Steps between in-run evaluations (test and validation; also at the start and end); 0: none.",
+)
 flags.DEFINE_enum("dtype", "float64", ["float64", "float32"], "Compute dtype (TPU: float32).")
 flags.DEFINE_string("workdir", "runs/default", "Output folder (local or gs://); resumes.")
 flags.DEFINE_integer(
@@ -80,3 +84,46 @@ flags.DEFINE_integer("eval_tile", 500, "Test images per replica per evaluation c
 def config_from_flags() -> DistillConfig:
     """The `DistillConfig` that the flags describe."""
     return DistillConfig(**{name: FLAGS[name].value for name in DistillConfig.__dataclass_fields__})
+
+
+flags.DEFINE_integer(
+    "validation_size",
+    0,
+    "Train images held out of the targets (class balanced, a multiple of the classes, "
+    "drawn from --seed) and scored at every evaluation (KRR loss and accuracy of the "
+    "support); the set of lowest validation loss is kept in WORKDIR/best/. 0: none.",
+)
+flags.DEFINE_enum(
+    "validation_kernel",
+    "model",
+    ["model", "exact"],
+    "Kernel of the validation score: 'model' (the one the run distils with) or 'exact' "
+    "(the infinite-width --kernel; the same for exact KIP).",
+)
+flags.DEFINE_enum(
+    "eval_kernel",
+    "exact",
+    ["exact"],
+    "Kernel of the in-run test evaluation: 'exact' (the infinite-width --kernel). Test "
+    "accuracy is only reported; it never chooses anything.",
+)
+flags.DEFINE_integer(
+    "early_stopping_patience",
+    0,
+    "Stop after this many evaluations (not steps) in a row without a lower validation loss "
+    "(needs --validation_size). 0: never.",
+)
+flags.DEFINE_float(
+    "max_time",
+    None,
+    "Wall-clock budget in seconds from the command's start (start-up, compilation and "
+    "evaluations included): the run then stops cleanly (checkpoint, distilled.npz, best/; "
+    'metrics.jsonl\'s last record says "stopped": "max_time"). Default: none.',
+)
+flags.DEFINE_float(
+    "snapshot_every_seconds",
+    None,
+    "Write the support to WORKDIR/snapshots/ at step 0 and every time this many more "
+    "seconds of training loop (evaluations excluded) have run; snapshots.jsonl lists "
+    "them with their seconds (time-to-accuracy curves). Default: none.",
+)

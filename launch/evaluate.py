@@ -2,6 +2,8 @@ r"""Evaluates a distilled set: KRR test accuracy and MSE in the set's own prepro
 
   # a run folder: reports exactly what the run reported for its last set
   python launch/evaluate.py --distilled=runs/quickstart --output=/tmp/eval.json
+  # its best set (a run with --validation_size), with the exact NNGP whatever it used
+  python launch/evaluate.py --distilled=runs/quickstart --which=best --kernel=nngp
   # a published set (gs://kip-datasets; needs network access and the TFDS dataset)
   python launch/evaluate.py \
       --distilled=released:kip/cifar10/ConvNet_ssize100_zca_nol_noaug_ckpt1000
@@ -28,7 +30,9 @@ from absl import flags  # noqa: E402
 
 from tfkip import architectures  # noqa: E402
 from tfkip.evaluate import (  # noqa: E402
+    KERNELS,
     PREPROCESSINGS,
+    WHICH,
     ZCA_FITS,
     EvaluateConfig,
     evaluate_distilled,
@@ -54,6 +58,14 @@ _flag(
     "'released:kip/DATASET/NAME', gs://kip-datasets/... or https://storage.googleapis.com/"
     "kip-datasets/....",
 )
+_flag(
+    "enum",
+    "which",
+    "final",
+    "Which set of a run folder: 'final' (distilled.npz) or 'best' (best/, the set of lowest "
+    "validation loss of a run with --validation_size).",
+    list(WHICH),
+)
 _flag("string", "dataset", None, "Dataset whose test split is used; default the set's own.")
 _flag("string", "data_dir", None, "tensorflow-datasets data_dir of --dataset.")
 _flag("bool", "download", True, "Let tensorflow-datasets download a missing --dataset.")
@@ -74,9 +86,10 @@ _flag(
     "enum",
     "kernel",
     None,
-    "Kernel of the ridge regression; default the one the set was distilled with (published "
-    "sets: ntk), else ntk.",
-    ["ntk", "nngp"],
+    "Exact kernel of the ridge regression; default the one the set was distilled with (a "
+    "random-feature run, --kernel=rf_nngp: the nngp it estimates; published sets: ntk), "
+    "else ntk.",
+    list(KERNELS),
 )
 _flag("float", "reg", None, "Trace-scaled KRR ridge; default the run's, else 1e-6.")
 _flag(
@@ -150,7 +163,7 @@ def _summary(r: dict) -> str:
     net = r["network"]
     prep = r["preprocessing"]
     lines = [
-        f"set: {r['source']} ({r['source_kind']}, {r['support_size']} images)",
+        f"set: {r['source']} ({r['which']}; {r['source_kind']}, {r['support_size']} images)",
         f"test split: {r['dataset']}, {r['test_examples']} images",
         f"kernel: {r['kernel']} of {net['architecture']} (depth {net['depth']}), "
         f"reg {r['reg']:g}, {r['dtype']}",

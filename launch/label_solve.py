@@ -3,7 +3,8 @@ r"""Label Solve: the closed-form best labels for natural class-balanced support 
   python launch/label_solve.py --dataset=mnist_5k --architecture=fc --depth=1 \
       --support_per_class=1 --workdir=runs/label_solve
 
-metrics.jsonl gets one line with "labels": "natural" and one with "labels": "solved";
+metrics.jsonl gets one line with "labels": "natural" and one with "labels": "solved" (with
+"label_solve_seconds"; --eval_every=0: only that line, no evaluation, see docs/distill.md);
 distilled.npz holds the natural images with the solved labels. KIP-only flags (--steps,
 --learning_rate, --learn_labels, --augment, ...) are accepted and ignored.
 """

@@ -24,8 +24,17 @@ RESUMABLE_FIELDS = frozenset(
         "eval_tile",
         "kernel_batch_size",
         "kernel_memory_mib",
+        "early_stopping_patience",
+        "eval_kernel",
+        "max_time",
+        "snapshot_every_seconds",
     }
 )
+
+# Kernels of in-run test evaluation: "exact", the infinite-width kernel ``kernel`` names.
+EVAL_KERNELS = ("exact",)
+# Kernels of in-run validation: "model", the kernel the run distils with; "exact" as above.
+VALIDATION_KERNELS = ("model", "exact")
 
 
 @dataclasses.dataclass
@@ -48,7 +57,8 @@ class DistillConfig:
         (`tfkip.data.augment` grammar).
       reg: trace-scaled KRR ridge (KIP) / Label Solve regulariser.
       seed: support initialisation, target sampling and augmentation seed.
-      eval_every: steps between test evaluations (also at the start and end).
+      eval_every: steps between test evaluations (also at the start and end); 0: none
+        (no validation either).
       dtype: 'float64' (CPU/GPU) or 'float32' (TPU).
       workdir: output folder (local or gs://); reruns resume from it.
       strategy, tpu, num_cpu_devices: see `tfkip.train.get_strategy`.
@@ -58,6 +68,17 @@ class DistillConfig:
       kernel_memory_mib: MiB one kernel tile may use when ``kernel_batch_size`` is None
         (None: 256); enough for the whole kernels leaves them untiled and faster.
       eval_tile: test images per replica per evaluation call.
+      validation_size: train images held out of the targets (class balanced, a multiple
+        of the classes; 0: none), scored at each evaluation; the set of lowest
+        validation loss is kept in ``best/`` (`tfkip.train.validation`).
+      validation_kernel: 'model' (the run's kernel) or 'exact' (same for exact KIP).
+      eval_kernel: kernel of the in-run test evaluation: 'exact'.
+      early_stopping_patience: stop after this many evaluations without a lower
+        validation loss (0: never).
+      max_time: wall-clock seconds from the command's start after which the run stops
+        cleanly (None: no limit; `tfkip.train.budget`).
+      snapshot_every_seconds: write the support into ``snapshots/`` each time this many
+        more seconds of training loop have run (None: never).
     """
 
     dataset: str = "mnist_5k"
@@ -92,12 +113,17 @@ class DistillConfig:
     kernel_batch_size: int | None = None
     kernel_memory_mib: int | None = None
     eval_tile: int = 500
+    validation_size: int = 0
+    validation_kernel: str = "model"
+    eval_kernel: str = "exact"
+    early_stopping_patience: int = 0
+    max_time: float | None = None
+    snapshot_every_seconds: float | None = None
 
     def __post_init__(self):
         positive = (
             "support_per_class",
             "target_batch_size",
-            "eval_every",
             "steps_per_loop",
             "checkpoint_every",
             "eval_tile",
@@ -113,8 +139,11 @@ class DistillConfig:
                     "a positive integer or None" if name in optional else "a positive integer"
                 )
                 raise ValueError(f"{name} must be {expected}. Received: {name}={value!r}")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
-            raise ValueError(f"steps must be an integer >= 0. Received: steps={self.steps!r}")
+        for name in ("steps", "eval_every", "validation_size", "early_stopping_patience"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0. Received: {name}={value!r}")
+        _check_validation_and_time(self)
         if self.dtype not in ("float32", "float64"):
             raise ValueError(
                 f"dtype must be 'float32' or 'float64'. Received: dtype={self.dtype!r}"
@@ -144,6 +173,11 @@ class DistillConfig:
             raise ValueError(f"reg must be >= 0. Received: reg={self.reg!r}")
 
     @property
+    def validation(self) -> bool:
+        """Whether the run holds out and scores validation images."""
+        return self.validation_size > 0
+
+    @property
     def kernel_memory_budget(self) -> int | None:
         """``kernel_memory_mib`` in bytes (`KIPModel`'s ``kernel_memory_budget``)."""
         return None if self.kernel_memory_mib is None else self.kernel_memory_mib * 2**20
@@ -162,3 +196,32 @@ class DistillConfig:
     def identity(self) -> dict[str, Any]:
         """The settings that determine the distilled set (must match to resume)."""
         return {k: v for k, v in self.to_dict().items() if k not in RESUMABLE_FIELDS}
+
+
+def _check_validation_and_time(config: DistillConfig) -> None:
+    """The new settings' checks (validation, early stopping, wall-clock budget)."""
+    for name, allowed in (
+        ("validation_kernel", VALIDATION_KERNELS),
+        ("eval_kernel", EVAL_KERNELS),
+    ):
+        if getattr(config, name) not in allowed:
+            raise ValueError(
+                f"{name} must be one of {allowed}. Received: {name}={getattr(config, name)!r}"
+            )
+    if config.early_stopping_patience and not config.validation_size:
+        raise ValueError(
+            "early_stopping_patience needs validation images to judge by: set "
+            "validation_size > 0. Received: validation_size=0, "
+            f"early_stopping_patience={config.early_stopping_patience}"
+        )
+    if config.validation_size and not config.eval_every:
+        raise ValueError(
+            "Validation is scored at the in-run evaluations: eval_every must be > 0 with "
+            f"validation_size={config.validation_size}. Received: eval_every=0"
+        )
+    for name in ("max_time", "snapshot_every_seconds"):
+        value = getattr(config, name)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+        ):
+            raise ValueError(f"{name} must be > 0 seconds or None. Received: {name}={value!r}")

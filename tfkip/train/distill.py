@@ -13,12 +13,19 @@ Multi-worker runs (``multi_worker_mirrored``): every worker reads the chief's wo
 which must therefore be shared (e.g. ``gs://``); only the chief writes outputs, metrics
 and summaries.
 
+Validation (``validation_size``), the best set (``best/``) and early stopping:
+`tfkip.train.validation`; the wall-clock budget (``max_time``): `tfkip.train.budget`;
+time-to-accuracy snapshots (``snapshot_every_seconds``): `tfkip.train.snapshots`. A run
+that stops early (patience or budget) checkpoints and writes its outputs as at its end,
+and its last metrics record says why (``"stopped": "early_stopping" | "max_time"``).
+
 ``run_label_solve(config)``: the same setup, then Label Solve of the natural support over
 the whole train split, evaluated before ("natural") and after ("solved").
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -28,15 +35,19 @@ from absl import logging
 
 from tfkip import architectures, files
 from tfkip.data import class_balanced_indices, make_augmentation, prepare
+from tfkip.data.holdout import validation_split
 from tfkip.kip.krr import check_finite
 from tfkip.kip.model import KIPModel
 from tfkip.kip.optimizer import KIPAdam
 from tfkip.runtime.progress import Progress, format_duration, format_rate
+from tfkip.train import validation
+from tfkip.train.budget import Budget, agree
 from tfkip.train.config import DistillConfig
 from tfkip.train.guard import NonFiniteGuard
 from tfkip.train.loop import KIPTrainer
-from tfkip.train.preemption import Preempted, TerminationWatcher
+from tfkip.train.preemption import Preempted, TerminationWatcher, preemption_handler
 from tfkip.train.restore import restore_latest_good
+from tfkip.train.snapshots import Snapshots
 from tfkip.train.strategy import get_strategy, is_chief, set_precision_policy, worker_dir
 from tfkip.train.workdir import Workdir
 from tfkip.viz.grid import class_names_for, image_grid
@@ -68,7 +79,16 @@ class _Run:
         data = self.data
         self.network = build_network(config, data.num_classes)
         self.network.output_shape(data.image_shape)  # clear error if shapes do not fit
-        idx = class_balanced_indices(data.labels_train, config.support_per_class, config.seed)
+        # Validation images leave the targets (and the support's draw); without them
+        # (validation_size=0) `rest` is the whole train split, in order.
+        val, rest = validation_split(
+            data.labels_train, config.validation_size, config.seed, data.num_classes
+        )
+        self.x_val, self.y_val = data.x_train[val], data.y_train[val]
+        self.x_target, self.y_target = data.x_train[rest], data.y_train[rest]
+        self.labels_target = data.labels_train[rest]
+        per_class = config.support_per_class
+        idx = rest[class_balanced_indices(self.labels_target, per_class, config.seed)]
         self.support_images, self.support_labels = data.x_train[idx], data.y_train[idx]
         # Every worker reads the chief's workdir (config, metrics, checkpoints: it must be a
         # shared path such as gs:// for multi-worker runs); only the chief writes outputs.
@@ -88,9 +108,13 @@ class _Run:
             network=self.network.get_config(),
         )
         identity = dict(config.identity(), job=full["job"])
-        self.resumed = self.workdir.check_or_write_config(full, identity, write=self.is_chief)
+        defaults = {f.name: f.default for f in dataclasses.fields(DistillConfig)}
+        self.resumed = self.workdir.check_or_write_config(
+            full, identity, write=self.is_chief, defaults=defaults
+        )
         if self.is_chief:
-            for path in self.workdir.remove_interrupted_writes():
+            stale = self.workdir.remove_interrupted_writes()
+            for path in stale + validation.remove_interrupted_writes(self.workdir):
                 logging.info("Removed %s, left by an interrupted write.", path)
             data.preprocessor.save(self.workdir.join("preprocessing.npz"))
         with self.strategy.scope():
@@ -113,22 +137,34 @@ class _Run:
             self.model.compile(optimizer=KIPAdam(config.learning_rate))
             self.model.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.best = None
+            if config.validation and not label_solve:
+                self.best = validation.BestSet(
+                    self.support_images.shape, self.support_labels.shape, config.dtype
+                )
         self.trainer = KIPTrainer(
             self.model,
             self.strategy,
-            data.x_train,
-            data.y_train,
-            data.labels_train,
+            self.x_target,
+            self.y_target,
+            self.labels_target,
             config.target_batch_size,
             config.seed,
             jit_compile=augmenter is None or augmenter.xla_compatible,
         )
+        # The trainers of in-run test evaluation and validation. Exact KIP: the one
+        # trainer, whose model's kernel is exact. A run whose model kernel is not exact
+        # sets `eval_trainer` to one of an exact-kernel model sharing the support, and
+        # `validation_trainer` per `config.validation_kernel`.
+        self.eval_trainer = self.trainer
+        self.validation_trainer = self.trainer
         if self.is_chief:
             self.writer = tf.summary.create_file_writer(self.workdir.join("tb"))
         else:
             self.writer = tf.summary.create_noop_writer()
 
     def evaluate(self, step: int, **extra) -> dict[str, Any]:
+        """Test (and validation) evaluation of the current support; updates the best set."""
         progress = Progress(
             len(self.data.x_test),
             f"evaluation at step {step}",
@@ -136,14 +172,19 @@ class _Run:
             per_unit=(int(self.model.support_images.shape[0]), "pairs"),
             quiet_for=10,
         )
-        metrics = self.trainer.evaluate(
+        metrics = self.eval_trainer.evaluate(
             self.data.x_test, self.data.y_test, self.config.eval_tile, progress.update
         )
         check_finite(metrics["test_mse"], "The KRR test prediction", step)
         record = {"step": step, **metrics, **extra}
+        if self.best is not None:
+            record.update(self.validate(step))
         with self.writer.as_default(step=step):
             tf.summary.scalar("test/accuracy", metrics["test_accuracy"])
             tf.summary.scalar("test/mse", metrics["test_mse"])
+            if self.best is not None:
+                tf.summary.scalar("validation/loss", record["validation_loss"])
+                tf.summary.scalar("validation/accuracy", record["validation_accuracy"])
             if self.is_chief:  # the support set as it is at this evaluation
                 images, labels = self.model.distilled()
                 tf.summary.image("support", self.support_grid(images, labels)[None])
@@ -153,7 +194,30 @@ class _Run:
             metrics["test_accuracy"],
             metrics["test_mse"],
         )
+        if self.best is not None and record["best_step"] == step:
+            self.write_best(record)
         return record
+
+    def validate(self, step: int) -> dict[str, Any]:
+        """Validation loss/accuracy of the current support; counts it in the best set."""
+        scores = validation.validation_metrics(
+            self.validation_trainer.evaluate(self.x_val, self.y_val, self.config.eval_tile)
+        )
+        images, labels = self.model.distilled()
+        self.best.update(step, scores["validation_loss"], images, labels)
+        logging.info(
+            "step %d: validation loss %.5f, accuracy %.4f (best: step %d)",
+            step,
+            scores["validation_loss"],
+            scores["validation_accuracy"],
+            int(self.best.step.numpy()),
+        )
+        return {**scores, **self.best.fields()}
+
+    def write_best(self, record: dict[str, Any]) -> None:
+        """Writes ``best/`` (the chief) with the best evaluation's ``record``."""
+        if self.is_chief:
+            self.best.write(self.workdir, record)
 
     def log_loop(
         self, step: int, num: int, seconds: float, loss: float, acc: float, progress: Progress
@@ -202,11 +266,15 @@ class _Run:
         self.writer.flush()
 
 
-def run_distillation(config: DistillConfig, on_nonfinite: str = "stop") -> dict[str, Any]:
+def run_distillation(
+    config: DistillConfig, on_nonfinite: str = "stop", started: float | None = None
+) -> dict[str, Any]:
     """Runs (or resumes) KIP; returns the last metrics record. See module docstring.
 
     ``on_nonfinite`` (``"stop"`` or ``"lower_lr"``): what a step whose loss or support
     becomes NaN/inf does; the step is never applied (`tfkip.train.guard`).
+    ``started``: the `time.monotonic` reading at the command's start, from which
+    ``config.max_time`` counts (default: this call's start).
 
     Raises:
       Preempted: after SIGTERM, once a checkpoint at the current step is saved (rerun
@@ -214,13 +282,16 @@ def run_distillation(config: DistillConfig, on_nonfinite: str = "stop") -> dict[
       NonFiniteError: a step went non-finite (``on_nonfinite="stop"``).
       CheckpointError: the workdir's checkpoints are all unreadable.
     """
+    budget = Budget(config.max_time, started)
     run = _Run(config)
     model, step_var = run.model, run.step
     # The augmentation's random state (Keras SeedGenerator variables) is checkpointed too,
-    # so that a resumed run draws the same transforms as an uninterrupted one.
+    # so that a resumed run draws the same transforms as an uninterrupted one; so is the
+    # best set with its patience counter (only with validation: older checkpoints lack it).
     rng = list(model.augmenter.variables) if model.augmenter is not None else []
+    tracked = {"best_set": run.best} if run.best is not None else {}
     checkpoint = tf.train.Checkpoint(
-        model=model, optimizer=model.optimizer, step=step_var, augmentation_rng=rng
+        model=model, optimizer=model.optimizer, step=step_var, augmentation_rng=rng, **tracked
     )
     # The chief's newest readable checkpoint (a corrupt one is skipped with a warning).
     latest = restore_latest_good(
@@ -229,7 +300,7 @@ def run_distillation(config: DistillConfig, on_nonfinite: str = "stop") -> dict[
     if latest:
         logging.info("Resumed from %s at step %d", latest, int(step_var))
     manager = tf.train.CheckpointManager(checkpoint, run.checkpoint_dir, max_to_keep=3)
-    handler = _preemption_handler(run.strategy, manager)
+    handler = preemption_handler(run.strategy, manager)
     guard = NonFiniteGuard(run.trainer, on_nonfinite)
     step = int(step_var.numpy())
     if step > config.steps:
@@ -241,10 +312,24 @@ def run_distillation(config: DistillConfig, on_nonfinite: str = "stop") -> dict[
     # Records up to the checkpoint's step are kept (a record at `step` was evaluated on
     # exactly the restored support); later ones are recomputed, so none is duplicated.
     records = [r for r in run.workdir.read_metrics() if r.get("step", -1) <= step]
-    if not records:
+    if run.best is not None and run.best.found:  # best/ as the restored state has it
+        best_step = int(run.best.step.numpy())
+        kept = [r for r in records if r.get("step") == best_step and "validation_loss" in r]
+        run.write_best(kept[-1] if kept else {"step": best_step, **run.best.fields()})
+    if not records and config.eval_every:
+        start = time.perf_counter()
         records.append(run.evaluate(step, train_loss=None, train_accuracy=None))
+        budget.record_eval(time.perf_counter() - start)
         if run.is_chief:
             run.workdir.write_metrics(records)
+    snapshots = None
+    if config.snapshot_every_seconds:
+        snapshots = Snapshots(run.workdir, config.snapshot_every_seconds, step, run.is_chief)
+        if snapshots.due(0.0):
+            snapshots.write(step, 0.0, budget.elapsed(), *model.distilled())
+
+    def spent(budget: Budget) -> bool:
+        return budget.limited and bool(agree(run.strategy, budget.spent()))
 
     def save(step: int) -> None:
         manager.save(checkpoint_number=step)
@@ -255,59 +340,118 @@ def run_distillation(config: DistillConfig, on_nonfinite: str = "stop") -> dict[
     progress = Progress(
         max(config.steps, 1), "KIP", start=min(step, config.steps), log_fn=lambda line: None
     )
+    stopped = None
+    if run.best is not None and run.best.exhausted(config.early_stopping_patience):
+        stopped = "early_stopping"  # a resumed run that had already stopped
+    saved = True  # the restored (or initial) state needs no checkpoint of its own
     with TerminationWatcher(run.strategy) as watcher:
-        while step < config.steps:
-            num = min(config.steps_per_loop, config.steps - step)
-            num = min(num, _until(step, config.eval_every), _until(step, config.checkpoint_every))
+        while step < config.steps and stopped is None:
+            until_eval = _until(step, config.eval_every) if config.eval_every else config.steps
+            until_eval = min(until_eval, config.steps - step)
+            num = min(config.steps_per_loop, config.steps - step, until_eval)
+            num = min(num, _until(step, config.checkpoint_every))
+            if snapshots is not None:
+                num = min(num, snapshots.steps(budget.train_seconds, budget.seconds_per_step))
+            num = budget.fit(num, until_eval if config.eval_every else num + 1)
+            if budget.limited or snapshots is not None:  # the workers' clocks may differ
+                num = agree(run.strategy, num)
+            if num == 0:
+                stopped = "max_time"
+                break
             start = time.perf_counter()
             train_loss, train_acc = guard.train(step, num)
             seconds = time.perf_counter() - start
+            budget.record_train(num, seconds)
             step += num
             step_var.assign(step)
             run.log_loop(step, num, seconds, train_loss, train_acc, progress)
-            if step % config.eval_every == 0 or step == config.steps:
-                records.append(run.evaluate(step, train_loss=train_loss, train_accuracy=train_acc))
+            if snapshots is not None and snapshots.due(budget.train_seconds):
+                snapshots.write(step, budget.train_seconds, budget.elapsed(), *model.distilled())
+            evaluate = config.eval_every and (step % config.eval_every == 0 or step == config.steps)
+            if evaluate:
+                start = time.perf_counter()
+                record = run.evaluate(step, train_loss=train_loss, train_accuracy=train_acc)
+                budget.record_eval(time.perf_counter() - start)
+                records.append(record)
+                if run.best is not None and run.best.exhausted(config.early_stopping_patience):
+                    stopped = "early_stopping"
+                elif step < config.steps and spent(budget):
+                    stopped = "max_time"
+                if stopped:
+                    record["stopped"] = stopped
                 if run.is_chief:
                     run.workdir.write_metrics(records)
+            elif step < config.steps and spent(budget):
+                stopped = "max_time"
             saved = step % config.checkpoint_every == 0 or step == config.steps
             if saved:
                 save(step)
-                if step < config.steps:
+                if step < config.steps and stopped is None:
                     run.write_outputs(step)
             if handler is not None:
                 handler.save_checkpoint_if_preempted(checkpoint_number=step)
-            if step < config.steps and watcher.should_stop():
+            if step < config.steps and stopped is None and watcher.should_stop():
                 if not saved:
                     save(step)
                 logging.warning("Checkpoint saved at step %d; stopping (SIGTERM).", step)
                 raise Preempted(step)
+    if stopped is not None:
+        if not saved:
+            save(step)
+        if not records or records[-1].get("step") != step:
+            records.append({"step": step, "stopped": stopped})
+        elif "stopped" not in records[-1]:
+            records[-1]["stopped"] = stopped
+        records[-1].update(
+            elapsed_seconds=round(budget.elapsed(), 3),
+            train_seconds=round(budget.train_seconds, 3),
+        )
+        if run.is_chief:
+            run.workdir.write_metrics(records)
+        if stopped == "max_time":
+            reason = f"the time budget max_time={config.max_time:g} s is spent"
+        else:
+            reason = f"no lower validation loss in {config.early_stopping_patience} evaluations"
+        logging.warning(
+            "Stopped at step %d of %d: %s (%.1f s since the start).",
+            step,
+            config.steps,
+            reason,
+            budget.elapsed(),
+        )
     run.write_outputs(step)
     if not run.is_chief:
         _remove_tree(worker_dir(config.workdir))
-    return records[-1]
+    return records[-1] if records else {"step": step}
 
 
 def run_label_solve(config: DistillConfig) -> list[dict[str, Any]]:
-    """Label Solve on the natural class-balanced support over the whole train split."""
+    """Label Solve on the natural class-balanced support over the whole train split
+    (minus the validation images); the support evaluated before and after (with
+    ``eval_every=0``: not evaluated, one record with ``label_solve_seconds``)."""
     run = _Run(config, label_solve=True)
-    natural = run.evaluate(0, labels="natural")
+    evaluate = run.evaluate if config.eval_every else (lambda step, **extra: extra)
+    natural = evaluate(0, labels="natural")
     progress = Progress(
-        len(run.data.x_train),
+        len(run.x_target),
         "Label Solve",
         unit="target images",
         per_unit=(int(run.model.support_images.shape[0]), "pairs"),
         quiet_for=10,
     )
+    start = time.perf_counter()
     solved_labels = run.trainer.label_solve(
-        run.data.x_train, run.data.y_train, config.reg, progress=progress.update
+        run.x_target, run.y_target, config.reg, progress=progress.update
     )
     check_finite(solved_labels, "The solved labels")
+    seconds = time.perf_counter() - start
     run.model.support_labels.assign(solved_labels)
-    solved = run.evaluate(0, labels="solved")
+    solved = evaluate(0, labels="solved", label_solve_seconds=round(seconds, 3))
+    records = [natural, solved] if config.eval_every else [dict(solved, step=0)]
     if run.is_chief:
-        run.workdir.write_metrics([natural, solved])
+        run.workdir.write_metrics(records)
     run.write_outputs(0)
-    return [natural, solved]
+    return records
 
 
 def _until(step: int, every: int) -> int:
@@ -317,24 +461,3 @@ def _until(step: int, every: int) -> int:
 def _remove_tree(path: str) -> None:
     if tf.io.gfile.exists(path):
         tf.io.gfile.rmtree(path)
-
-
-def _preemption_handler(strategy, manager):
-    """TensorFlow's preemption handling for TPUs where it works (not on GCP).
-
-    On Cloud TPU VMs TensorFlow's handler is a logged no-op; `TerminationWatcher` covers
-    them (and every other strategy).
-    """
-    if not isinstance(strategy, tf.distribute.TPUStrategy) or _on_gcp():
-        return None
-    return tf.distribute.experimental.PreemptionCheckpointHandler(
-        strategy.cluster_resolver, manager
-    )
-
-
-def _on_gcp() -> bool:
-    try:
-        from tensorflow.python.distribute.failure_handling import failure_handling_util
-    except ImportError:  # pragma: no cover (a TensorFlow without it: assume GCP)
-        return True
-    return bool(failure_handling_util.on_gcp())

@@ -66,3 +66,24 @@ class TerminationWatcher:
         flag = tf.constant(1 if self.requested else 0, tf.int32)
         per_replica = self.strategy.experimental_distribute_values_from_function(lambda _: flag)
         return int(self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)) > 0
+
+
+def preemption_handler(strategy, manager):
+    """TensorFlow's preemption handling for TPUs where it works (not on GCP).
+
+    On Cloud TPU VMs TensorFlow's handler is a logged no-op; `TerminationWatcher` covers
+    them (and every other strategy).
+    """
+    if not isinstance(strategy, tf.distribute.TPUStrategy) or _on_gcp():
+        return None
+    return tf.distribute.experimental.PreemptionCheckpointHandler(
+        strategy.cluster_resolver, manager
+    )
+
+
+def _on_gcp() -> bool:
+    try:
+        from tensorflow.python.distribute.failure_handling import failure_handling_util
+    except ImportError:  # pragma: no cover (a TensorFlow without it: assume GCP)
+        return True
+    return bool(failure_handling_util.on_gcp())

@@ -5,6 +5,8 @@ Layout (any local or ``gs://`` folder, through `tf.io.gfile`)::
     config.json         every setting of the run, plus the preprocessing summary
     preprocessing.npz   channel mean/std and ZCA matrix (re-apply to new images)
     metrics.jsonl       one JSON object per evaluation
+    best/               with validation: the best set, read like a workdir
+    snapshots/          with snapshot_every_seconds: the support by training seconds
     distilled.npz       ``images`` (N, H, W, C) preprocessed, ``labels`` (N, C)
     support.png         the support images, one row per class
     checkpoints/        tf.train.CheckpointManager checkpoints (resume)
@@ -36,13 +38,19 @@ class Workdir:
 
     # ------------------------------------------------------------- config
     def check_or_write_config(
-        self, config: dict[str, Any], identity: dict[str, Any], write: bool = True
+        self,
+        config: dict[str, Any],
+        identity: dict[str, Any],
+        write: bool = True,
+        defaults: dict[str, Any] | None = None,
     ) -> bool:
         """Writes config.json, refusing to reuse a workdir of another configuration.
 
         ``identity`` holds the settings that must match the existing config.json (the
         `ConfigMismatchError` names every one that differs). ``write=False`` only checks
-        (non-chief workers). Returns True if the workdir already held this run (a resume).
+        (non-chief workers). ``defaults``: values of settings that a config.json written
+        before they existed lacks (it then matches a run with the default). Returns True
+        if the workdir already held this run (a resume).
         """
         path = self.join("config.json")
         resumed = False
@@ -53,6 +61,7 @@ class Workdir:
                 raise ConfigMismatchError(
                     f"{path} is not valid JSON ({err}); use a fresh --workdir."
                 ) from err
+            old = {**(defaults or {}), **old}
             diffs = {
                 k: (old.get(k), v)
                 for k, v in identity.items()

@@ -25,7 +25,7 @@ The model is built, compiled and fitted inside ``strategy.scope()``, so any
 `tfkip.train.get_strategy` strategy runs it (Keras scales the per-replica loss so the
 summed gradients equal the global-batch mean, and the L2 term counts once).
 
->>> from tfkip.finite import TrainConfig, train
+>>> from tfkip.transfer import TrainConfig, train
 >>> metrics = train(TrainConfig(distilled="/tmp/kip_run", workdir="/tmp/fin"))  # doctest: +SKIP
 """
 
