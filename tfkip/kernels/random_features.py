@@ -100,9 +100,9 @@ class RandomFeatureNNGP:
 
     def _draw(self, key, index: int, shape, dtype) -> tf.Tensor:
         """Standard normals of ``shape`` for draw ``index`` of the key (a layer's weights
-        or biases, all models at once)."""
+        or biases, all twins at once); see `standard_normal`."""
         sub = tf.random.experimental.stateless_fold_in(key, index, alg=_ALG)
-        return tf.random.stateless_normal(shape, seed=sub, dtype=dtype, alg=_ALG)
+        return standard_normal(shape, sub, dtype)
 
     def _models(self, x: tf.Tensor, key) -> tf.Tensor:
         """Readout inputs ``(M, n, d)`` of the ``M`` twins of ``key``.
@@ -218,6 +218,23 @@ class RandomFeatureNNGP:
         phi_s = self.features(x_support, step)
         phi_t = tf.stop_gradient(self.features(tf.stop_gradient(x_target), step))
         return self.kernel_from_features(phi_s, phi_s), self.kernel_from_features(phi_t, phi_s)
+
+
+def standard_normal(shape, seed, dtype) -> tf.Tensor:
+    """Standard normals from Philox bits by Box-Muller: ``sqrt(-2 log u1) cos(2 pi u2)``.
+
+    `tf.random.stateless_normal` draws different numbers eagerly and under XLA (its
+    normal transform differs); the integer bits do not, so this is the same draw, to a
+    rounding of ``log`` and ``cos``, in eager, `tf.function` and XLA programs alike.
+    """
+    bits = tf.random.stateless_uniform(
+        [2, *shape], seed=seed, minval=None, maxval=None, dtype=tf.uint64, alg=_ALG
+    )
+    if dtype == tf.float64:  # 53 random bits -> (0, 1)
+        u = (tf.cast(tf.bitwise.right_shift(bits, tf.constant(11, tf.uint64)), tf.float64) + 0.5) * 2.0**-53
+    else:  # 24 random bits
+        u = (tf.cast(tf.bitwise.right_shift(bits, tf.constant(40, tf.uint64)), dtype) + 0.5) * 2.0**-24
+    return tf.sqrt(-2.0 * tf.math.log(u[0])) * tf.cos((2.0 * math.pi) * u[1])
 
 
 def _dense(layer: Dense, h, w, b, shared: bool = False) -> tf.Tensor:
