@@ -1,6 +1,7 @@
 """`mirrored` over 2 logical CPU devices equals `default` (float64): the distilled set after
-20 steps, the train loss, the KRR test evaluation and Label Solve, for FC1 and for Conv
-depth 1 + Flatten.
+20 steps, the train loss, the KRR test evaluation and Label Solve, for FC1, for Conv
+depth 1 + Flatten, and for that Conv net's random-feature NNGP (twins keyed by the step:
+every replica draws the same ones).
 
 Logical CPU devices must be configured before TensorFlow runs its first op. pytest runs
 other test modules (and their TensorFlow ops) in this process first, so the multi-device
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 from train_testlib import REPO, max_rel, run
 
-ARCHS = ["fc", "conv"]
+ARCHS = ["fc", "conv", "rf"]
 
 
 @pytest.fixture(scope="module")
