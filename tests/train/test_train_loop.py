@@ -37,7 +37,7 @@ def trainer(data):
 def test_per_replica_step_compiles_with_xla(trainer, data):
     assert trainer.jit_compile
     x, y = tf.constant(data.x_train[:100]), tf.constant(data.y_train[:100])
-    batch = (x, y, *trainer.model.target_variances(x))
+    batch = (tf.constant(0, tf.int64), x, y, *trainer.model.target_variances(x))
     hlo = trainer._replica_grads.experimental_get_compiler_ir(*batch)(stage="hlo")
     assert "HloModule" in hlo
     assert 'op_type="Cholesky"' in hlo  # the solve is inside the compiled program
@@ -110,7 +110,10 @@ def test_in_step_targets_are_the_sampler_batches(trainer, data):
     idx = trainer.sampler.indices(7).numpy()
     variances = [tf.gather(v, idx) for v in trainer._target_pool()[2:]]
     expected, _, _ = trainer._replica_grads(
-        tf.constant(data.x_train[idx]), tf.constant(data.y_train[idx]), *variances
+        tf.constant(7, tf.int64),
+        tf.constant(data.x_train[idx]),
+        tf.constant(data.y_train[idx]),
+        *variances,
     )
     loss, _ = trainer.train(7, 1)
     assert loss == float(expected)
