@@ -36,6 +36,7 @@ flags.DEFINE_integer("test_size", 300, "Class-balanced test images for the exact
 flags.DEFINE_string("dtype", "float32", "Training dtype.")
 flags.DEFINE_string("output", "/tmp/rf_explore.jsonl", "JSON lines written here.")
 flags.DEFINE_integer("seed", 0, "Seed.")
+flags.DEFINE_string("score_dtype", "float64", "dtype of the exact NNGP scoring.")
 FLAGS = flags.FLAGS
 
 KEYS = {"m": int, "w": int, "t": int, "lr": float, "loss": str, "reg": float, "labels": int}
@@ -59,16 +60,17 @@ def main(argv):
     x_test, y_test = data.x_test[test], data.y_test[test]
     strategy = tf.distribute.get_strategy()
     snapshots = sorted(int(s) for s in FLAGS.snapshots.split(","))
-    exact = KIPModel(net, data.x_train[idx], data.y_train[idx], kernel="nngp", dtype="float64")
+    sd = FLAGS.score_dtype
+    exact = KIPModel(net, data.x_train[idx], data.y_train[idx], kernel="nngp", dtype=sd)
     classes = np.arange(data.num_classes)
     scorer = KIPTrainer(
         exact, strategy, np.zeros((10, *data.image_shape)), np.eye(10), classes, 10, 0
     )
 
     def score(images, labels):
-        exact.support_images.assign(images.astype(np.float64))
-        exact.support_labels.assign(labels.astype(np.float64))
-        return scorer.evaluate(x_test.astype(np.float64), y_test.astype(np.float64), 300)
+        exact.support_images.assign(images.astype(sd))
+        exact.support_labels.assign(labels.astype(sd))
+        return scorer.evaluate(x_test.astype(sd), y_test.astype(sd), 300)
 
     with open(FLAGS.output, "a") as out:
         natural = score(data.x_train[idx], data.y_train[idx])

@@ -417,6 +417,9 @@ def evaluate_distilled(config: EvaluateConfig) -> dict[str, Any]:
             kernel_batch_size=settings.kernel_batch_size,
             kernel_memory_budget=settings.kernel_memory_budget,
             dtype=settings.dtype,
+            rf_models=settings.rf_models,
+            rf_width=settings.rf_width,
+            rf_seed=settings.rf_seed,
         )
     trainer = _trainer(model, strategy, raw.num_classes, raw.image_shape, jit)
     progress = Progress(count, "evaluation", unit="test images", quiet_for=5)
