@@ -230,10 +230,9 @@ def standard_normal(shape, seed, dtype) -> tf.Tensor:
     bits = tf.random.stateless_uniform(
         [2, *shape], seed=seed, minval=None, maxval=None, dtype=tf.uint64, alg=_ALG
     )
-    if dtype == tf.float64:  # 53 random bits -> (0, 1)
-        u = (tf.cast(tf.bitwise.right_shift(bits, tf.constant(11, tf.uint64)), tf.float64) + 0.5) * 2.0**-53
-    else:  # 24 random bits
-        u = (tf.cast(tf.bitwise.right_shift(bits, tf.constant(40, tf.uint64)), dtype) + 0.5) * 2.0**-24
+    keep = 53 if dtype == tf.float64 else 24  # random bits -> uniform in (0, 1)
+    top = tf.bitwise.right_shift(bits, tf.constant(64 - keep, tf.uint64))
+    u = (tf.cast(top, dtype) + 0.5) * 2.0**-keep
     return tf.sqrt(-2.0 * tf.math.log(u[0])) * tf.cos((2.0 * math.pi) * u[1])
 
 
