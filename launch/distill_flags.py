@@ -47,9 +47,9 @@ flags.DEFINE_enum(
     "--rf_models random finite networks of width --rf_width, new ones every step (RFAD; "
     "much cheaper per step for ConvNets: docs/random_features.md).",
 )
-flags.DEFINE_integer("rf_models", 8, "With --kernel=rf_nngp: random networks per step.")
+flags.DEFINE_integer("rf_models", 4, "With --kernel=rf_nngp: random networks per step.")
 flags.DEFINE_integer(
-    "rf_width", 128, "With --kernel=rf_nngp: channels / units of every hidden layer."
+    "rf_width", 32, "With --kernel=rf_nngp: channels / units of every hidden layer."
 )
 flags.DEFINE_integer(
     "rf_seed", None, "With --kernel=rf_nngp: seed of the random networks (default --seed)."

@@ -296,7 +296,7 @@ def test_random_feature_run_resumes_bit_exact(tmp_path):
         np.testing.assert_array_equal(b["labels"], a["labels"])
     config = json.loads(pathlib.Path(whole, "config.json").read_text())
     assert config["kernel"] == "rf_nngp" and config["solve_dtype"] == "float64"
-    assert config["rf_seed"] == config["seed"] and config["learning_rate"] == 0.01
+    assert config["rf_seed"] == config["seed"] and config["learning_rate"] == 0.04
     assert np.isfinite(record["test_accuracy"]) and record["step"] == 4
 
 

@@ -13,7 +13,7 @@ KERNELS = ("ntk", "nngp", "rf_nngp")
 # Defaults of the settings that differ between the exact kernels and random features
 # (``None`` in a `DistillConfig` picks the one for its kernel).
 EXACT_DEFAULTS = {"target_batch_size": 1000, "learning_rate": 0.04, "reg": 1e-6}
-RF_DEFAULTS = {"target_batch_size": 1000, "learning_rate": 0.01, "reg": 1e-6}
+RF_DEFAULTS = {"target_batch_size": 100, "learning_rate": 0.04, "reg": 1e-6}
 
 # Settings that may change when a run is resumed (they do not change the distilled set).
 RESUMABLE_FIELDS = frozenset(
@@ -83,8 +83,8 @@ class DistillConfig:
     parameterization: str = "ntk"
     activation: str = "relu"
     kernel: str = "ntk"
-    rf_models: int = 8
-    rf_width: int = 128
+    rf_models: int = 4
+    rf_width: int = 32
     rf_seed: int | None = None
     loss: str = "mse"
     solve_dtype: str | None = None
