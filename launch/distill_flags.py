@@ -56,10 +56,11 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_enum(
     "loss",
-    "mse",
+    None,
     ["mse", "platt"],
     "KIP loss: 'mse' (KIP) or 'platt' (cross-entropy of the KRR predictions times a learned "
-    "temperature, RFAD).",
+    f"temperature, RFAD). Default: {EXACT_DEFAULTS['loss']} (exact kernels), "
+    f"{RF_DEFAULTS['loss']} (rf_nngp).",
 )
 flags.DEFINE_enum(
     "solve_dtype",

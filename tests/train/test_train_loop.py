@@ -303,8 +303,9 @@ def test_random_feature_run_resumes_bit_exact(tmp_path):
 def test_random_feature_defaults_leave_the_exact_ones_alone():
     exact, rf = DistillConfig(), DistillConfig(kernel="rf_nngp")
     assert (exact.target_batch_size, exact.learning_rate, exact.reg) == (1000, 0.04, 1e-6)
-    assert exact.solve_dtype == exact.dtype == "float64"
-    assert rf.solve_dtype == "float64"
+    assert exact.solve_dtype == exact.dtype == "float64" and exact.loss == "mse"
+    assert rf.solve_dtype == "float64" and rf.loss == "platt"
+    assert (rf.target_batch_size, rf.rf_models, rf.rf_width) == (100, 4, 32)
     assert DistillConfig(kernel="rf_nngp", strategy="tpu", dtype="float32").solve_dtype == (
         "float32"
     )

@@ -12,8 +12,8 @@ from tfkip.train.strategy import STRATEGIES
 KERNELS = ("ntk", "nngp", "rf_nngp")
 # Defaults of the settings that differ between the exact kernels and random features
 # (``None`` in a `DistillConfig` picks the one for its kernel).
-EXACT_DEFAULTS = {"target_batch_size": 1000, "learning_rate": 0.04, "reg": 1e-6}
-RF_DEFAULTS = {"target_batch_size": 100, "learning_rate": 0.04, "reg": 1e-6}
+EXACT_DEFAULTS = {"target_batch_size": 1000, "learning_rate": 0.04, "reg": 1e-6, "loss": "mse"}
+RF_DEFAULTS = {"target_batch_size": 100, "learning_rate": 0.04, "reg": 1e-6, "loss": "platt"}
 
 # Settings that may change when a run is resumed (they do not change the distilled set).
 RESUMABLE_FIELDS = frozenset(
@@ -52,7 +52,8 @@ class DistillConfig:
         else ``dtype``.
       support_per_class: support images per class (support size = this x classes).
       target_batch_size: class-balanced target images per KIP step (None: the kernel's
-        default, `EXACT_DEFAULTS` / `RF_DEFAULTS`; likewise ``learning_rate`` and ``reg``).
+        default, `EXACT_DEFAULTS` / `RF_DEFAULTS`; likewise ``learning_rate``, ``reg`` and
+        ``loss``).
       learning_rate: Adam learning rate (KIP.ipynb: 0.04).
       steps: KIP steps; 0 writes the natural starting support set.
       learn_labels: also learn the support labels.
@@ -86,7 +87,7 @@ class DistillConfig:
     rf_models: int = 4
     rf_width: int = 32
     rf_seed: int | None = None
-    loss: str = "mse"
+    loss: str | None = None
     solve_dtype: str | None = None
     support_per_class: int = 1
     target_batch_size: int | None = None
