@@ -7,7 +7,7 @@ from absl import flags
 
 from tfkip import architectures
 from tfkip.kernels.tiling import DEFAULT_MEMORY_BUDGET
-from tfkip.train.config import DistillConfig
+from tfkip.train.config import EXACT_DEFAULTS, RF_DEFAULTS, DistillConfig
 
 FLAGS = flags.FLAGS
 # A script's --help lists its key flags; launch scripts adopt these (and common_flags').
@@ -39,14 +39,51 @@ flags.DEFINE_float("W_std", math.sqrt(2.0), "Weight standard deviation of every 
 flags.DEFINE_float("b_std", 0.1, "Bias standard deviation of every layer.")
 flags.DEFINE_enum("parameterization", "ntk", ["ntk", "standard"], "Network parameterization.")
 flags.DEFINE_enum("activation", "relu", ["relu", "erf"], "Nonlinearity of every hidden layer.")
-flags.DEFINE_enum("kernel", "ntk", ["ntk", "nngp"], "Which infinite-width kernel to use.")
+flags.DEFINE_enum(
+    "kernel",
+    "ntk",
+    ["ntk", "nngp", "rf_nngp"],
+    "Kernel: the exact infinite-width 'ntk' or 'nngp', or 'rf_nngp', the NNGP estimated from "
+    "--rf_models random finite networks of width --rf_width, new ones every step (RFAD; "
+    "much cheaper per step for ConvNets: docs/random_features.md).",
+)
+flags.DEFINE_integer("rf_models", 4, "With --kernel=rf_nngp: random networks per step.")
+flags.DEFINE_integer(
+    "rf_width", 32, "With --kernel=rf_nngp: channels / units of every hidden layer."
+)
+flags.DEFINE_integer(
+    "rf_seed", None, "With --kernel=rf_nngp: seed of the random networks (default --seed)."
+)
+flags.DEFINE_enum(
+    "loss",
+    None,
+    ["mse", "platt"],
+    "KIP loss: 'mse' (KIP) or 'platt' (cross-entropy of the KRR predictions times a learned "
+    f"temperature, RFAD). Default: {EXACT_DEFAULTS['loss']} (exact kernels), "
+    f"{RF_DEFAULTS['loss']} (rf_nngp).",
+)
+flags.DEFINE_enum(
+    "solve_dtype",
+    None,
+    ["float32", "float64"],
+    "dtype of the KRR solve (default: float64 with --kernel=rf_nngp except on TPU, else --dtype).",
+)
 flags.DEFINE_integer(
     "support_per_class", 1, "Support images per class (support size = this x classes)."
 )
 flags.DEFINE_integer(
-    "target_batch_size", 1000, "Class-balanced target images per KIP step (global batch)."
+    "target_batch_size",
+    None,
+    "Class-balanced target images per KIP step (global batch). Default: "
+    f"{EXACT_DEFAULTS['target_batch_size']} (exact kernels), "
+    f"{RF_DEFAULTS['target_batch_size']} (rf_nngp).",
 )
-flags.DEFINE_float("learning_rate", 0.04, "Adam learning rate (KIP.ipynb: 0.04).")
+flags.DEFINE_float(
+    "learning_rate",
+    None,
+    f"Adam learning rate. Default: {EXACT_DEFAULTS['learning_rate']} (exact kernels, as "
+    f"KIP.ipynb), {RF_DEFAULTS['learning_rate']} (rf_nngp).",
+)
 flags.DEFINE_integer("steps", 500, "KIP steps; 0 writes the natural starting support set.")
 flags.DEFINE_bool("learn_labels", False, "Also learn the support labels.")
 flags.DEFINE_bool("zca", False, "ZCA-whiten the images (layer norm, relative reg --zca_reg).")
@@ -57,7 +94,12 @@ flags.DEFINE_string(
     "crop:4",
     "With --augment: comma-separated ops flip, translate[:F], rotate[:F], crop[:P].",
 )
-flags.DEFINE_float("reg", 1e-6, "KRR ridge, relative to tr(K_ss)/n (Label Solve: reg/n).")
+flags.DEFINE_float(
+    "reg",
+    None,
+    "KRR ridge, relative to tr(K_ss)/n (Label Solve: reg/n). Default: "
+    f"{EXACT_DEFAULTS['reg']} (exact kernels), {RF_DEFAULTS['reg']} (rf_nngp).",
+)
 flags.DEFINE_integer("seed", 0, "Seed of the support initialisation and target sampling.")
 flags.DEFINE_integer(
     "eval_every",

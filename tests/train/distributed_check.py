@@ -6,8 +6,9 @@ guarantee (other test modules run TensorFlow first). Run as
 
   python tests/train/distributed_check.py OUT.npz
 
-It splits the CPU into 2 logical devices, then for each architecture (FC1, and Conv
-depth 1 + Flatten) and each strategy ('default', 'mirrored' over the 2 devices) builds a
+It splits the CPU into 2 logical devices, then for each architecture (FC1, Conv
+depth 1 + Flatten, and that Conv net's random-feature NNGP with the Platt loss) and each
+strategy ('default', 'mirrored' over the 2 devices) builds a
 `KIPModel` (images and labels learned) under the strategy, runs 20 KIP steps with
 `KIPTrainer` (two host calls of 10; for FC1 under 'mirrored' also with the `tf.data`
 target pipeline, training only), and stores the support set, the train loss, the KRR
@@ -42,8 +43,14 @@ from tfkip.kip import KIPAdam, KIPModel  # noqa: E402
 from tfkip.train import get_strategy  # noqa: E402
 from tfkip.train.loop import KIPTrainer  # noqa: E402
 
-# name, depth, target batch, ZCA
-ARCHITECTURES = {"fc": ("fc", 1, 100, False), "conv": ("conv", 1, 20, True)}
+# name, depth, target batch, ZCA, KIPModel options. "rf": the random-feature NNGP of the
+# conv net (2 twins of width 8, new ones each step, keyed by the step) with the Platt loss.
+RF = dict(kernel="rf_nngp", rf_models=2, rf_width=8, rf_seed=3, loss="platt")
+ARCHITECTURES = {
+    "fc": ("fc", 1, 100, False, {}),
+    "conv": ("conv", 1, 20, True, {}),
+    "rf": ("conv", 1, 40, True, RF),
+}
 N_TEST, EVAL_TILE, N_LS, LS_TILE = 300, 64, 600, 128
 
 
@@ -52,11 +59,11 @@ def run(
 ) -> dict[str, np.ndarray]:
     """The support set and train losses after 20 steps; with ``evaluate``, also the test
     evaluation before and after, and Label Solve."""
-    name, depth, target, _ = ARCHITECTURES[arch]
+    name, depth, target, _, options = ARCHITECTURES[arch]
     net = architectures.get(name, depth)
     idx = class_balanced_indices(data.labels_train, 1, seed=0)
     with strategy.scope():
-        model = KIPModel(net, data.x_train[idx], data.y_train[idx], learn_labels=True)
+        model = KIPModel(net, data.x_train[idx], data.y_train[idx], learn_labels=True, **options)
         model.compile(optimizer=KIPAdam(0.04))
         model.optimizer.build(model.trainable_variables)
     trainer = KIPTrainer(

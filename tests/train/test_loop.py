@@ -37,7 +37,7 @@ def trainer(data):
 def test_per_replica_step_compiles_with_xla(trainer, data):
     assert trainer.jit_compile
     x, y = tf.constant(data.x_train[:100]), tf.constant(data.y_train[:100])
-    batch = (x, y, *trainer.model.target_variances(x))
+    batch = (tf.constant(0, tf.int64), x, y, *trainer.model.target_variances(x))
     hlo = trainer._replica_grads.experimental_get_compiler_ir(*batch)(stage="hlo")
     assert "HloModule" in hlo
     assert 'op_type="Cholesky"' in hlo  # the solve is inside the compiled program
@@ -110,7 +110,10 @@ def test_in_step_targets_are_the_sampler_batches(trainer, data):
     idx = trainer.sampler.indices(7).numpy()
     variances = [tf.gather(v, idx) for v in trainer._target_pool()[2:]]
     expected, _, _ = trainer._replica_grads(
-        tf.constant(data.x_train[idx]), tf.constant(data.y_train[idx]), *variances
+        tf.constant(7, tf.int64),
+        tf.constant(data.x_train[idx]),
+        tf.constant(data.y_train[idx]),
+        *variances,
     )
     loss, _ = trainer.train(7, 1)
     assert loss == float(expected)
@@ -265,3 +268,50 @@ def test_resume_with_augmentation_restores_its_random_state(tmp_path):
     run_distillation(DistillConfig(steps=4, workdir=parts, **aug))
     with np.load(f"{whole}/distilled.npz") as a, np.load(f"{parts}/distilled.npz") as b:
         assert max_rel(b["images"], a["images"]) <= 1e-12
+
+
+RF_RUN = dict(
+    TINY,
+    architecture="conv",
+    depth=1,
+    kernel="rf_nngp",
+    rf_models=2,
+    rf_width=8,
+    target_batch_size=40,
+    learn_labels=True,
+    loss="platt",
+    dtype="float32",
+)
+
+
+def test_random_feature_run_resumes_bit_exact(tmp_path):
+    """RF-KIP: the twins are keyed by the step, the Platt temperature is checkpointed, so
+    2 + 2 steps == 4 steps bit for bit; the set moved, and its record is complete."""
+    whole, parts = str(tmp_path / "whole"), str(tmp_path / "parts")
+    record = run_distillation(DistillConfig(steps=4, workdir=whole, **RF_RUN))
+    run_distillation(DistillConfig(steps=2, workdir=parts, **RF_RUN))
+    run_distillation(DistillConfig(steps=4, workdir=parts, **RF_RUN))
+    with np.load(f"{whole}/distilled.npz") as a, np.load(f"{parts}/distilled.npz") as b:
+        np.testing.assert_array_equal(b["images"], a["images"])
+        np.testing.assert_array_equal(b["labels"], a["labels"])
+    config = json.loads(pathlib.Path(whole, "config.json").read_text())
+    assert config["kernel"] == "rf_nngp" and config["solve_dtype"] == "float64"
+    assert config["rf_seed"] == config["seed"] and config["learning_rate"] == 0.04
+    assert np.isfinite(record["test_accuracy"]) and record["step"] == 4
+
+
+def test_random_feature_defaults_leave_the_exact_ones_alone():
+    exact, rf = DistillConfig(), DistillConfig(kernel="rf_nngp")
+    assert (exact.target_batch_size, exact.learning_rate, exact.reg) == (1000, 0.04, 1e-6)
+    assert exact.solve_dtype == exact.dtype == "float64" and exact.loss == "mse"
+    assert rf.solve_dtype == "float64" and rf.loss == "platt"
+    assert (rf.target_batch_size, rf.rf_models, rf.rf_width) == (100, 4, 32)
+    assert DistillConfig(kernel="rf_nngp", strategy="tpu", dtype="float32").solve_dtype == (
+        "float32"
+    )
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        DistillConfig(kernel="rf")
+    with pytest.raises(ValueError, match="rf_models must be a positive integer"):
+        DistillConfig(kernel="rf_nngp", rf_models=0)
+    with pytest.raises(ValueError, match="loss must be 'mse' or 'platt'"):
+        DistillConfig(loss="ce")

@@ -181,6 +181,9 @@ def prepare_evaluator(config: EvaluateConfig) -> Evaluator:
             kernel_batch_size=settings.kernel_batch_size,
             kernel_memory_budget=settings.kernel_memory_budget,
             dtype=settings.dtype,
+            rf_models=settings.rf_models,
+            rf_width=settings.rf_width,
+            rf_seed=settings.rf_seed,
         )
     trainer = _trainer(model, strategy, raw.num_classes, raw.image_shape, jit)
     return Evaluator(trainer, x_test, y_test, settings, source, dataset, description)

@@ -18,6 +18,7 @@ from tfkip.kernels.linear import Conv, Dense
 from tfkip.kernels.network import Network, serial
 from tfkip.kernels.nonlinear import Erf, Relu
 from tfkip.kernels.pooling import AvgPool, Flatten, GlobalAvgPool
+from tfkip.kernels.random_features import RandomFeatureNNGP
 
 __all__ = [
     "AvgPool",
@@ -30,6 +31,7 @@ __all__ = [
     "Layer",
     "Layout",
     "Network",
+    "RandomFeatureNNGP",
     "Relu",
     "Shape",
     "serial",

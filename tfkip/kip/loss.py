@@ -19,12 +19,35 @@ import tensorflow as tf
 from tfkip.kip import krr
 
 KERNELS = ("ntk", "nngp")
+LOSSES = ("mse", "platt")
 
 
 def check_kernel(kernel: str) -> str:
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}. Received: kernel={kernel!r}")
     return kernel
+
+
+def check_loss(loss: str) -> str:
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}. Received: loss={loss!r}")
+    return loss
+
+
+def platt_and_accuracy(pred, y, log_temperature) -> tuple[tf.Tensor, tf.Tensor]:
+    """Platt loss (RFAD, Loo et al. 2022) and argmax accuracy of KRR predictions.
+
+    ``mean_i CE(softmax(exp(k) pred_i), argmax y_i)``: the cross-entropy of the predictions
+    scaled by a learned temperature ``exp(k)`` (``log_temperature``, a scalar), against
+    the target classes. Shapes: ``pred``, ``y`` ``(n, C)``.
+    """
+    logits = pred * tf.exp(tf.cast(log_temperature, pred.dtype))
+    labels = tf.argmax(y, axis=-1)
+    loss = tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    )
+    correct = tf.equal(tf.argmax(pred, axis=-1), labels)
+    return loss, tf.reduce_mean(tf.cast(correct, pred.dtype))
 
 
 def as_input(x):

@@ -19,8 +19,14 @@ import numpy as np
 import tensorflow as tf
 
 from tfkip.kernels import Network, tiling
+from tfkip.kernels.random_features import RandomFeatureNNGP
 from tfkip.kip import krr
-from tfkip.kip.loss import check_kernel
+from tfkip.kip.loss import check_loss, platt_and_accuracy
+
+KERNELS = ("ntk", "nngp", "rf_nngp")
+# The random-feature key of evaluation, prediction and Label Solve: fixed twins, apart
+# from every training step's (steps count from 0).
+EVAL_STEP = -1
 
 
 @keras.saving.register_keras_serializable(package="tfkip")
@@ -32,7 +38,10 @@ class KIPModel(keras.Model):
       support_images: (n_s, ...) initial support images (preprocessed space).
       support_labels: (n_s, C) initial support labels (e.g. centred one-hot).
       learn_labels: also learn the labels (else they stay fixed).
-      kernel: 'ntk' or 'nngp'.
+      kernel: 'ntk' or 'nngp' (exact), or 'rf_nngp': the NNGP estimated from random finite
+        twins of the network (`tfkip.kernels.random_features`), ``rf_models`` twins of
+        width ``rf_width`` drawn afresh at every KIP step from ``(rf_seed, step)``;
+        evaluation, prediction and Label Solve use the fixed twins of step `EVAL_STEP`.
       reg: trace-scaled KRR ridge (KIP.ipynb default 1e-6).
       augmenter: optional callable (e.g. `tfkip.data.SupportAugmenter`) applied to the
         support images in each training step (``training=True``).
@@ -43,6 +52,12 @@ class KIPModel(keras.Model):
         budget that holds the whole ``K_ss`` and ``K_ts`` (one batch of input pairs,
         `Network.kip_kernel_fn`) leaves them untiled, which skips the recomputation of
         the tiles' forward pass: faster, at more memory (docs/kernels.md).
+      rf_models, rf_width, rf_seed: the random-feature kernel's twins (``rf_nngp`` only).
+      loss: 'mse' (KIP: ``0.5 mean (pred - y)^2``) or 'platt' (cross-entropy of
+        ``exp(k) pred`` with a learned log-temperature ``k``, a trainable weight starting
+        at ``log_temperature``; RFAD).
+      solve_dtype: dtype of the KRR solve (None: the model's). 'float64' solves a
+        float32 model's kernels in float64 (not on TPU).
 
     >>> import keras, numpy as np
     >>> from tfkip import architectures
@@ -68,6 +83,12 @@ class KIPModel(keras.Model):
         kernel_batch_size: int | None = None,
         dtype: str = "float64",
         kernel_memory_budget: int | None = None,
+        rf_models: int = 8,
+        rf_width: int = 128,
+        rf_seed: int = 0,
+        loss: str = "mse",
+        log_temperature: float = 0.0,
+        solve_dtype: str | None = None,
         **kwargs,
     ):
         if dtype not in ("float32", "float64"):
@@ -97,8 +118,21 @@ class KIPModel(keras.Model):
                 "The network's output is spatial; end it with Flatten() or GlobalAvgPool() "
                 f"before the readout. Received: network={network!r}"
             )
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}. Received: kernel={kernel!r}")
+        if solve_dtype not in (None, "float32", "float64"):
+            raise ValueError(
+                f"solve_dtype must be None, 'float32' or 'float64'. "
+                f"Received: solve_dtype={solve_dtype!r}"
+            )
         self.network = network
-        self.kernel = check_kernel(kernel)
+        self.kernel = kernel
+        self.rf_models, self.rf_width, self.rf_seed = rf_models, rf_width, rf_seed
+        self.random_features = None
+        if kernel == "rf_nngp":
+            self.random_features = RandomFeatureNNGP(network, rf_models, rf_width, rf_seed)
+        self.loss_name = check_loss(loss)
+        self.solve_dtype = solve_dtype
         self.reg = float(reg)
         self.learn_labels = bool(learn_labels)
         self.augmenter = augmenter
@@ -118,11 +152,26 @@ class KIPModel(keras.Model):
             trainable=self.learn_labels,
             name="support_labels",
         )
+        self.log_temperature = None
+        self.initial_log_temperature = float(log_temperature)
+        if self.loss_name == "platt":
+            self.log_temperature = self.add_weight(
+                shape=(),
+                initializer=keras.initializers.Constant(float(log_temperature)),
+                dtype=dtype,
+                trainable=True,
+                name="log_temperature",
+            )
         self.loss_tracker = keras.metrics.Mean(name="loss", dtype=dtype)
         self.accuracy_tracker = keras.metrics.Mean(name="accuracy", dtype=dtype)
         self.mse_tracker = keras.metrics.Mean(name="mse", dtype=dtype)
 
     # ------------------------------------------------------------ the algorithm
+    @property
+    def exact(self) -> bool:
+        """Whether the kernel is an exact one ('ntk', 'nngp'), not random features."""
+        return self.random_features is None
+
     def _kernel_options(self) -> dict:
         """The model's kernel, tiles and memory budget, as the kernel functions take them."""
         return dict(
@@ -132,12 +181,17 @@ class KIPModel(keras.Model):
         )
 
     def _kernel_fn(self, x1, x2=None, forward_only=False):
+        if not self.exact:
+            return self.random_features.kernel(x1, x2, step=EVAL_STEP)
         options = self._kernel_options()
         return self.network.kernel_fn(x1, x2, forward_only=forward_only, **options)
 
-    def _kip_kernels(self, x_s, x_t, target_variances=None, forward_only=False):
-        """``(K_ss, K_ts)`` in one pass (`Network.kip_kernel_fn`); ``forward_only`` plans
-        tiles for a pass no gradient follows (evaluation, prediction)."""
+    def _kip_kernels(self, x_s, x_t, target_variances=None, step=EVAL_STEP, forward_only=False):
+        """``(K_ss, K_ts)`` in one pass (`Network.kip_kernel_fn`), or from the random
+        twins of ``step`` (``rf_nngp``; target features never differentiated);
+        ``forward_only`` plans tiles for a pass no gradient follows (evaluation)."""
+        if not self.exact:
+            return self.random_features.kip_kernels(x_s, x_t, step)
         return self.network.kip_kernel_fn(
             x_s,
             x_t,
@@ -146,16 +200,24 @@ class KIPModel(keras.Model):
             **self._kernel_options(),
         )
 
+    def _predict(self, k_ss, k_ts, y_s):
+        """KRR prediction in ``solve_dtype``, returned in the model's dtype."""
+        dtype = self.solve_dtype or self.dtype
+        k_ss, k_ts, y_s = (tf.cast(v, dtype) for v in (k_ss, k_ts, y_s))
+        return tf.cast(krr.krr_predict(k_ss, k_ts, y_s, self.reg), self.dtype)
+
     def target_variances(self, x_target) -> list[tf.Tensor]:
         """The network's `self_variances` of target images (in the model's dtype): what
         `kip_loss` takes as ``target_variances`` to skip the targets' self-kernel pass."""
         return self.network.self_variances(tf.cast(x_target, self.dtype))
 
-    def kip_loss(self, x_target, y_target, training: bool = True, target_variances=None):
+    def kip_loss(self, x_target, y_target, training: bool = True, target_variances=None, step=None):
         """KIP ``(loss, accuracy)`` of the current support on one target batch.
 
         ``target_variances``: optionally `target_variances` of ``x_target``, computed
-        beforehand (e.g. once for the whole target pool, then gathered with the batch).
+        beforehand (e.g. once for the whole target pool, then gathered with the batch;
+        exact kernels only). ``step``: the KIP step (int or int tensor) whose random twins
+        give the kernel (``rf_nngp``; None: the optimizer's ``iterations``).
         """
         x_s = tf.convert_to_tensor(self.support_images)
         y_s = tf.convert_to_tensor(self.support_labels)
@@ -164,21 +226,31 @@ class KIPModel(keras.Model):
         if training and self.augmenter is not None:
             x_s = self.augmenter(x_s, training=True)
         x_t = tf.cast(x_target, self.dtype)
-        k_ss, k_ts = self._kip_kernels(x_s, x_t, target_variances)
-        pred = krr.krr_predict(k_ss, k_ts, y_s, self.reg)
-        return krr.mse_and_accuracy(pred, tf.cast(y_target, self.dtype))
+        if self.exact:
+            k_ss, k_ts = self._kip_kernels(x_s, x_t, target_variances)
+        else:
+            if step is None:
+                step = self.optimizer.iterations
+            k_ss, k_ts = self._kip_kernels(x_s, x_t, step=step)
+        pred = self._predict(k_ss, k_ts, y_s)
+        y_t = tf.cast(y_target, self.dtype)
+        if self.loss_name == "platt":
+            return platt_and_accuracy(pred, y_t, self.log_temperature)
+        return krr.mse_and_accuracy(pred, y_t)
 
-    def kip_gradients(self, x_target, y_target, loss_scale: float = 1.0, target_variances=None):
+    def kip_gradients(
+        self, x_target, y_target, loss_scale: float = 1.0, target_variances=None, step=None
+    ):
         """``(loss, accuracy, gradients)`` of one target batch: the shared KIP step.
 
         ``loss_scale`` multiplies the loss before differentiation (``1 / replicas`` in the
         distributed loop, so that the summed replica gradients equal the gradient of the
         global-batch mean). Gradients follow ``self.trainable_variables``.
-        ``target_variances`` as in `kip_loss`.
+        ``target_variances`` and ``step`` as in `kip_loss`.
         """
         with tf.GradientTape() as tape:
             loss, accuracy = self.kip_loss(
-                x_target, y_target, training=True, target_variances=target_variances
+                x_target, y_target, training=True, target_variances=target_variances, step=step
             )
             scaled = loss * tf.cast(loss_scale, loss.dtype)
         grads = tape.gradient(scaled, self.trainable_variables)
@@ -206,8 +278,9 @@ class KIPModel(keras.Model):
         if support is None:
             support = (self.support_images, self.support_labels)
         x_s, y_s = (tf.convert_to_tensor(v) for v in support)
-        k_ss, k_ts = self._kip_kernels(x_s, tf.cast(inputs, self.dtype), forward_only=forward_only)
-        return krr.krr_predict(k_ss, k_ts, y_s, self.reg)
+        x_t = tf.cast(inputs, self.dtype)
+        k_ss, k_ts = self._kip_kernels(x_s, x_t, forward_only=forward_only)
+        return self._predict(k_ss, k_ts, y_s)
 
     def call(self, inputs):
         """KRR prediction (n, C) of the current support set for ``inputs``."""
@@ -292,6 +365,12 @@ class KIPModel(keras.Model):
             "kernel_batch_size": self.kernel_batch_size,
             "kernel_memory_budget": self.kernel_memory_budget,
             "dtype": self.dtype,
+            "rf_models": self.rf_models,
+            "rf_width": self.rf_width,
+            "rf_seed": self.rf_seed,
+            "loss": self.loss_name,
+            "log_temperature": self.initial_log_temperature,
+            "solve_dtype": self.solve_dtype,
         }
 
     @classmethod

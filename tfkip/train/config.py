@@ -9,6 +9,12 @@ from typing import Any
 from tfkip import architectures
 from tfkip.train.strategy import STRATEGIES
 
+KERNELS = ("ntk", "nngp", "rf_nngp")
+# Defaults of the settings that differ between the exact kernels and random features
+# (``None`` in a `DistillConfig` picks the one for its kernel).
+EXACT_DEFAULTS = {"target_batch_size": 1000, "learning_rate": 0.04, "reg": 1e-6, "loss": "mse"}
+RF_DEFAULTS = {"target_batch_size": 100, "learning_rate": 0.04, "reg": 1e-6, "loss": "platt"}
+
 # Settings that may change when a run is resumed (they do not change the distilled set).
 RESUMABLE_FIELDS = frozenset(
     {
@@ -46,9 +52,17 @@ class DistillConfig:
       data_dir: tensorflow-datasets data_dir (local or gs://).
       architecture: preset name in `tfkip.architectures.NAMES`.
       depth, width, W_std, b_std, parameterization, activation: the network.
-      kernel: 'ntk' or 'nngp'.
+      kernel: 'ntk' or 'nngp' (exact), or 'rf_nngp' (the NNGP estimated from random
+        finite twins of the network, new ones every step: `tfkip.kernels.random_features`).
+      rf_models, rf_width, rf_seed: with 'rf_nngp', twins per step, their width, and the
+        seed of their weights (None: ``seed``).
+      loss: 'mse' (KIP) or 'platt' (cross-entropy with a learned temperature, RFAD).
+      solve_dtype: dtype of the KRR solve; None: float64 for 'rf_nngp' (except on TPU),
+        else ``dtype``.
       support_per_class: support images per class (support size = this x classes).
-      target_batch_size: class-balanced target images per KIP step.
+      target_batch_size: class-balanced target images per KIP step (None: the kernel's
+        default, `EXACT_DEFAULTS` / `RF_DEFAULTS`; likewise ``learning_rate``, ``reg`` and
+        ``loss``).
       learning_rate: Adam learning rate (KIP.ipynb: 0.04).
       steps: KIP steps; 0 writes the natural starting support set.
       learn_labels: also learn the support labels.
@@ -91,16 +105,21 @@ class DistillConfig:
     parameterization: str = "ntk"
     activation: str = "relu"
     kernel: str = "ntk"
+    rf_models: int = 4
+    rf_width: int = 32
+    rf_seed: int | None = None
+    loss: str | None = None
+    solve_dtype: str | None = None
     support_per_class: int = 1
-    target_batch_size: int = 1000
-    learning_rate: float = 0.04
+    target_batch_size: int | None = None
+    learning_rate: float | None = None
     steps: int = 500
     learn_labels: bool = False
     zca: bool = False
     zca_reg: float = 0.1
     augment: bool = False
     augmentations: str = "crop:4"
-    reg: float = 1e-6
+    reg: float | None = None
     seed: int = 0
     eval_every: int = 100
     dtype: str = "float64"
@@ -121,6 +140,26 @@ class DistillConfig:
     snapshot_every_seconds: float | None = None
 
     def __post_init__(self):
+        if self.kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}. Received: kernel={self.kernel!r}")
+        defaults = RF_DEFAULTS if self.kernel == "rf_nngp" else EXACT_DEFAULTS
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        if self.rf_seed is None:
+            self.rf_seed = self.seed
+        if self.solve_dtype is None:
+            rf_float64 = self.kernel == "rf_nngp" and self.strategy != "tpu"
+            self.solve_dtype = "float64" if rf_float64 else self.dtype
+        if self.solve_dtype not in ("float32", "float64"):
+            raise ValueError(
+                f"solve_dtype must be 'float32' or 'float64'. "
+                f"Received: solve_dtype={self.solve_dtype!r}"
+            )
+        if self.loss not in ("mse", "platt"):
+            raise ValueError(f"loss must be 'mse' or 'platt'. Received: loss={self.loss!r}")
+        if isinstance(self.rf_seed, bool) or not isinstance(self.rf_seed, int):
+            raise ValueError(f"rf_seed must be an integer. Received: rf_seed={self.rf_seed!r}")
         positive = (
             "support_per_class",
             "target_batch_size",
@@ -128,6 +167,8 @@ class DistillConfig:
             "checkpoint_every",
             "eval_tile",
             "width",
+            "rf_models",
+            "rf_width",
         )
         optional = ("kernel_batch_size", "kernel_memory_mib")  # None: planned tiles
         for name in (*positive, *optional):
@@ -163,8 +204,6 @@ class DistillConfig:
                 "TPUs have no float64: use dtype='float32' (--dtype=float32) with "
                 "strategy='tpu'. Received: dtype='float64'"
             )
-        if self.kernel not in ("ntk", "nngp"):
-            raise ValueError(f"kernel must be 'ntk' or 'nngp'. Received: kernel={self.kernel!r}")
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
             raise ValueError(
                 f"learning_rate must be > 0. Received: learning_rate={self.learning_rate!r}"

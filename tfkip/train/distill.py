@@ -132,6 +132,11 @@ class _Run:
                 kernel_batch_size=config.kernel_batch_size,
                 kernel_memory_budget=config.kernel_memory_budget,
                 dtype=config.dtype,
+                rf_models=config.rf_models,
+                rf_width=config.rf_width,
+                rf_seed=config.rf_seed,
+                loss=config.loss,
+                solve_dtype=None if config.solve_dtype == config.dtype else config.solve_dtype,
             )
             # The reference's Adam (epsilon on the bias-corrected sqrt(v), as in JAX).
             self.model.compile(optimizer=KIPAdam(config.learning_rate))

@@ -117,7 +117,12 @@ class KIPTrainer:
             with strategy.scope():
                 optimizer.build(model.trainable_variables)
         if cache_target_variances is None:
-            cache_target_variances = model.network.flat_variances
+            cache_target_variances = model.exact and model.network.flat_variances
+        elif cache_target_variances and not model.exact:
+            raise ValueError(
+                "cache_target_variances needs an exact kernel (the random-feature kernel "
+                f"has no self-kernel pass). Received: kernel={model.kernel!r}"
+            )
         self.cache_target_variances = bool(cache_target_variances)
         self._replica_grads = tf.function(self._grads, jit_compile=jit_compile, autograph=False)
         self._fused_step = tf.function(self._fused, jit_compile=True, autograph=False)
@@ -176,38 +181,44 @@ class KIPTrainer:
         return self._iterator
 
     # ------------------------------------------------------------------ train
-    def _grads(self, x, y, *variances):
+    def _grads(self, step, x, y, *variances):
         """``(loss, accuracy, gradients)`` of this replica's batch (and, with
         ``cache_target_variances``, its gathered target variances), the loss scaled by
-        ``1 / replicas`` (the summed replica gradients are the global-batch gradient)."""
+        ``1 / replicas`` (the summed replica gradients are the global-batch gradient).
+        ``step`` keys the random twins of a random-feature kernel (the same on every
+        replica and in a resumed run)."""
         return self.model.kip_gradients(
-            x, y, loss_scale=1.0 / self.replicas, target_variances=list(variances) or None
+            x,
+            y,
+            loss_scale=1.0 / self.replicas,
+            target_variances=list(variances) or None,
+            step=step,
         )
 
     def _apply(self, grads) -> None:
         self.model.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
 
-    def _fused(self, *batch):
+    def _fused(self, step, *batch):
         """`_grads` and the optimizer's update in one program (``fuse_update``)."""
-        loss, accuracy, grads = self._grads(*batch)
+        loss, accuracy, grads = self._grads(step, *batch)
         self._apply(grads)
         return loss, accuracy
 
-    def _replica_step(self, *batch):
-        """One KIP step on this replica's ``batch``, ``(x, y, *variances)``."""
+    def _replica_step(self, step, *batch):
+        """KIP step ``step`` on this replica's ``batch``, ``(x, y, *variances)``."""
         if self.fuse_update:
-            return self._fused_step(*batch)
-        loss, accuracy, grads = self._replica_grads(*batch)
+            return self._fused_step(step, *batch)
+        loss, accuracy, grads = self._replica_grads(step, *batch)
         self._apply(grads)
         return loss, accuracy
 
-    def _sampled_replica_step(self, indices):
+    def _sampled_replica_step(self, step, indices):
         """`_replica_step` on this replica's shard of the global batch ``pool[indices]``."""
         pool = self._target_pool()
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         with tf.device(pool[0].device):  # gather on the host, copy only the batch
             batch = gather_shard(pool, indices, tf.cast(replica, tf.int32), self.per_replica)
-        return self._replica_step(*batch)
+        return self._replica_step(step, *batch)
 
     def _loop(self, iterator, start_step, num_steps):
         """Steps ``start_step .. start_step + num_steps - 1``; their mean (loss, accuracy).
@@ -224,9 +235,9 @@ class KIPTrainer:
         def body(step, total_loss, total_acc):
             if self.target_pipeline == "in_step":
                 indices = self.sampler.indices(step)
-                loss, acc = strategy.run(self._sampled_replica_step, args=(indices,))
+                loss, acc = strategy.run(self._sampled_replica_step, args=(step, indices))
             else:
-                loss, acc = strategy.run(self._replica_step, args=tuple(next(iterator)))
+                loss, acc = strategy.run(self._replica_step, args=(step, *next(iterator)))
             return step + 1, total_loss + mean(loss), total_acc + mean(acc)
 
         zero = tf.constant(0.0, self.model.dtype)
