@@ -18,7 +18,7 @@ from absl import flags, logging  # noqa: E402
 
 from tfkip.runtime import cli  # noqa: E402
 from tfkip.runtime import lock as runtime_lock  # noqa: E402
-from tfkip.train.distill import run_label_solve  # noqa: E402
+from tfkip.train.label_solve import run_label_solve  # noqa: E402
 
 flags.adopt_module_key_flags(distill_flags)  # --help lists every flag of the run
 

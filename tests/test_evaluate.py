@@ -19,7 +19,8 @@ from tfkip.evaluate import EvaluateConfig, evaluate_distilled
 from tfkip.kip.model import KIPModel
 from tfkip.sets import export_distilled
 from tfkip.train.config import DistillConfig
-from tfkip.train.distill import run_distillation, run_label_solve
+from tfkip.train.distill import run_distillation
+from tfkip.train.label_solve import run_label_solve
 from tfkip.viz import image_grid
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -10,7 +10,8 @@ from tfkip import architectures
 from tfkip.data import class_balanced_indices, support_size_to_per_class
 from tfkip.kip import KIPModel, kip_loss, label_solve
 from tfkip.train.config import DistillConfig
-from tfkip.train.distill import run_distillation, run_label_solve
+from tfkip.train.distill import run_distillation
+from tfkip.train.label_solve import run_label_solve
 
 NET = architectures.get("fc", 1)
 RNG = np.random.default_rng(0)

@@ -187,7 +187,7 @@ def test_workdir_of_another_configuration_is_refused(tmp_path):
 
 
 def test_label_solve_workdir_is_not_a_kip_workdir(tmp_path):
-    from tfkip.train.distill import run_label_solve
+    from tfkip.train.label_solve import run_label_solve
 
     workdir = str(tmp_path / "run")
     run_distillation(DistillConfig(steps=0, workdir=workdir))

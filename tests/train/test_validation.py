@@ -14,7 +14,8 @@ from train_testlib import metrics
 from tfkip.data import prepare
 from tfkip.data.holdout import validation_split
 from tfkip.train.config import DistillConfig
-from tfkip.train.distill import _Run, run_distillation
+from tfkip.train.distill import run_distillation
+from tfkip.train.run import Run
 
 # Learning rate 1.0 makes the validation loss turn up after ~20 steps (float64: the same
 # trajectory every time), so patience 2 stops the run.
@@ -97,7 +98,7 @@ def test_best_set_keeps_the_lowest_loss_and_counts_evaluations_since():
 
 
 def test_validation_images_leave_the_targets_and_the_support(tmp_path, data):
-    run = _Run(DistillConfig(steps=0, workdir=str(tmp_path / "r"), validation_size=100))
+    run = Run(DistillConfig(steps=0, workdir=str(tmp_path / "r"), validation_size=100))
     assert run.x_val.shape == (100, 28, 28, 1) and len(run.x_target) == len(data.x_train) - 100
     flat = data.x_train.reshape(len(data.x_train), -1)
     rows = {r.tobytes(): i for i, r in enumerate(flat)}

@@ -22,8 +22,8 @@ from tfkip.evaluate.source import (
 from tfkip.kip.model import KIPModel
 from tfkip.runtime.progress import Progress
 from tfkip.sets import released as _released
-from tfkip.train.distill import build_network
 from tfkip.train.loop import KIPTrainer
+from tfkip.train.run import build_network
 from tfkip.train.strategy import get_strategy, set_precision_policy
 
 

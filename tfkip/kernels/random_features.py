@@ -30,8 +30,8 @@ import math
 
 import tensorflow as tf
 
+from tfkip.checks import check_positive_int
 from tfkip.kernels import spatial
-from tfkip.kernels.layer import check_positive_int
 from tfkip.kernels.linear import Conv, Dense
 from tfkip.kernels.network import Network
 from tfkip.kernels.nonlinear import Erf, Relu

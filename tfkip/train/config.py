@@ -38,7 +38,7 @@ RESUMABLE_FIELDS = frozenset(
 )
 
 # Kernels of in-run test evaluation: "exact", the infinite-width kernel ``kernel`` names.
-EVAL_KERNELS = ("exact",)
+EVAL_KERNELS = ("exact", "model")
 # Kernels of in-run validation: "model", the kernel the run distils with; "exact" as above.
 VALIDATION_KERNELS = ("model", "exact")
 
@@ -86,7 +86,9 @@ class DistillConfig:
         of the classes; 0: none), scored at each evaluation; the set of lowest
         validation loss is kept in ``best/`` (`tfkip.train.validation`).
       validation_kernel: 'model' (the run's kernel) or 'exact' (same for exact KIP).
-      eval_kernel: kernel of the in-run test evaluation: 'exact'.
+      eval_kernel: kernel of the in-run test evaluation: 'exact' (the infinite-width
+        kernel; for ``rf_nngp`` the NNGP it estimates) or 'model' (the run's own kernel:
+        for ``rf_nngp`` its fixed evaluation twins, cheap).
       early_stopping_patience: stop after this many evaluations without a lower
         validation loss (0: never).
       max_time: wall-clock seconds from the command's start after which the run stops

@@ -19,256 +19,28 @@ time-to-accuracy snapshots (``snapshot_every_seconds``): `tfkip.train.snapshots`
 that stops early (patience or budget) checkpoints and writes its outputs as at its end,
 and its last metrics record says why (``"stopped": "early_stopping" | "max_time"``).
 
-``run_label_solve(config)``: the same setup, then Label Solve of the natural support over
-the whole train split, evaluated before ("natural") and after ("solved").
+``run_label_solve(config)`` (`tfkip.train.label_solve`): the same setup
+(`tfkip.train.run.Run`), then Label Solve of the natural support over the whole train
+split, evaluated before ("natural") and after ("solved").
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfkip import architectures, files
-from tfkip.data import class_balanced_indices, make_augmentation, prepare
-from tfkip.data.holdout import validation_split
-from tfkip.kip.krr import check_finite
-from tfkip.kip.model import KIPModel
-from tfkip.kip.optimizer import KIPAdam
-from tfkip.runtime.progress import Progress, format_duration, format_rate
-from tfkip.train import validation
+from tfkip.runtime.progress import Progress
 from tfkip.train.budget import Budget, agree
 from tfkip.train.config import DistillConfig
 from tfkip.train.guard import NonFiniteGuard
-from tfkip.train.loop import KIPTrainer
 from tfkip.train.preemption import Preempted, TerminationWatcher, preemption_handler
 from tfkip.train.restore import restore_latest_good
+from tfkip.train.run import Run
 from tfkip.train.snapshots import Snapshots
-from tfkip.train.strategy import get_strategy, is_chief, set_precision_policy, worker_dir
-from tfkip.train.workdir import Workdir
-from tfkip.viz.grid import class_names_for, image_grid
-
-
-def build_network(config: DistillConfig, num_classes: int):
-    return architectures.get(
-        config.architecture,
-        config.depth,
-        width=config.width,
-        num_classes=num_classes,
-        W_std=config.W_std,
-        b_std=config.b_std,
-        parameterization=config.parameterization,
-        activation=config.activation,
-    )
-
-
-class _Run:
-    """Shared setup of both jobs: strategy, data, network, workdir, model, trainer."""
-
-    def __init__(self, config: DistillConfig, label_solve: bool = False):
-        self.config = config
-        self.strategy = get_strategy(config.strategy, config.tpu, config.num_cpu_devices)
-        set_precision_policy(config.dtype)
-        self.is_chief = is_chief(self.strategy)
-        dtype = np.float64 if config.dtype == "float64" else np.float32
-        self.data = prepare(config.dataset, config.data_dir, config.zca, config.zca_reg, dtype)
-        data = self.data
-        self.network = build_network(config, data.num_classes)
-        self.network.output_shape(data.image_shape)  # clear error if shapes do not fit
-        # Validation images leave the targets (and the support's draw); without them
-        # (validation_size=0) `rest` is the whole train split, in order.
-        val, rest = validation_split(
-            data.labels_train, config.validation_size, config.seed, data.num_classes
-        )
-        self.x_val, self.y_val = data.x_train[val], data.y_train[val]
-        self.x_target, self.y_target = data.x_train[rest], data.y_train[rest]
-        self.labels_target = data.labels_train[rest]
-        per_class = config.support_per_class
-        idx = rest[class_balanced_indices(self.labels_target, per_class, config.seed)]
-        self.support_images, self.support_labels = data.x_train[idx], data.y_train[idx]
-        # Every worker reads the chief's workdir (config, metrics, checkpoints: it must be a
-        # shared path such as gs:// for multi-worker runs); only the chief writes outputs.
-        # Other workers must take part in checkpoint saves (collectives), so they save
-        # into a scratch folder of their own that is removed after each save.
-        self.workdir = Workdir(config.workdir)
-        self.checkpoint_dir = self.workdir.join("checkpoints")
-        if not self.is_chief:
-            self.checkpoint_dir = files.join(worker_dir(config.workdir), "checkpoints")
-        full = dict(
-            config.to_dict(),
-            job="label_solve" if label_solve else "kip",
-            num_classes=data.num_classes,
-            image_shape=list(data.image_shape),
-            support_size=len(idx),
-            preprocessing=data.preprocessor.get_config(),
-            network=self.network.get_config(),
-        )
-        identity = dict(config.identity(), job=full["job"])
-        defaults = {f.name: f.default for f in dataclasses.fields(DistillConfig)}
-        self.resumed = self.workdir.check_or_write_config(
-            full, identity, write=self.is_chief, defaults=defaults
-        )
-        if self.is_chief:
-            stale = self.workdir.remove_interrupted_writes()
-            for path in stale + validation.remove_interrupted_writes(self.workdir):
-                logging.info("Removed %s, left by an interrupted write.", path)
-            data.preprocessor.save(self.workdir.join("preprocessing.npz"))
-        with self.strategy.scope():
-            augmenter = None
-            if config.augment and not label_solve:
-                augmenter = make_augmentation(config.augmentations, config.seed, config.dtype)
-            self.model = KIPModel(
-                self.network,
-                self.support_images,
-                self.support_labels,
-                learn_labels=config.learn_labels,
-                kernel=config.kernel,
-                reg=config.reg,
-                augmenter=augmenter,
-                kernel_batch_size=config.kernel_batch_size,
-                kernel_memory_budget=config.kernel_memory_budget,
-                dtype=config.dtype,
-                rf_models=config.rf_models,
-                rf_width=config.rf_width,
-                rf_seed=config.rf_seed,
-                loss=config.loss,
-                solve_dtype=None if config.solve_dtype == config.dtype else config.solve_dtype,
-            )
-            # The reference's Adam (epsilon on the bias-corrected sqrt(v), as in JAX).
-            self.model.compile(optimizer=KIPAdam(config.learning_rate))
-            self.model.optimizer.build(self.model.trainable_variables)
-            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-            self.best = None
-            if config.validation and not label_solve:
-                self.best = validation.BestSet(
-                    self.support_images.shape, self.support_labels.shape, config.dtype
-                )
-        self.trainer = KIPTrainer(
-            self.model,
-            self.strategy,
-            self.x_target,
-            self.y_target,
-            self.labels_target,
-            config.target_batch_size,
-            config.seed,
-            jit_compile=augmenter is None or augmenter.xla_compatible,
-        )
-        # The trainers of in-run test evaluation and validation. Exact KIP: the one
-        # trainer, whose model's kernel is exact. A run whose model kernel is not exact
-        # sets `eval_trainer` to one of an exact-kernel model sharing the support, and
-        # `validation_trainer` per `config.validation_kernel`.
-        self.eval_trainer = self.trainer
-        self.validation_trainer = self.trainer
-        if self.is_chief:
-            self.writer = tf.summary.create_file_writer(self.workdir.join("tb"))
-        else:
-            self.writer = tf.summary.create_noop_writer()
-
-    def evaluate(self, step: int, **extra) -> dict[str, Any]:
-        """Test (and validation) evaluation of the current support; updates the best set."""
-        progress = Progress(
-            len(self.data.x_test),
-            f"evaluation at step {step}",
-            unit="test images",
-            per_unit=(int(self.model.support_images.shape[0]), "pairs"),
-            quiet_for=10,
-        )
-        metrics = self.eval_trainer.evaluate(
-            self.data.x_test, self.data.y_test, self.config.eval_tile, progress.update
-        )
-        check_finite(metrics["test_mse"], "The KRR test prediction", step)
-        record = {"step": step, **metrics, **extra}
-        if self.best is not None:
-            record.update(self.validate(step))
-        with self.writer.as_default(step=step):
-            tf.summary.scalar("test/accuracy", metrics["test_accuracy"])
-            tf.summary.scalar("test/mse", metrics["test_mse"])
-            if self.best is not None:
-                tf.summary.scalar("validation/loss", record["validation_loss"])
-                tf.summary.scalar("validation/accuracy", record["validation_accuracy"])
-            if self.is_chief:  # the support set as it is at this evaluation
-                images, labels = self.model.distilled()
-                tf.summary.image("support", self.support_grid(images, labels)[None])
-        logging.info(
-            "step %d: test accuracy %.4f, test mse %.5f",
-            step,
-            metrics["test_accuracy"],
-            metrics["test_mse"],
-        )
-        if self.best is not None and record["best_step"] == step:
-            self.write_best(record)
-        return record
-
-    def validate(self, step: int) -> dict[str, Any]:
-        """Validation loss/accuracy of the current support; counts it in the best set."""
-        scores = validation.validation_metrics(
-            self.validation_trainer.evaluate(self.x_val, self.y_val, self.config.eval_tile)
-        )
-        images, labels = self.model.distilled()
-        self.best.update(step, scores["validation_loss"], images, labels)
-        logging.info(
-            "step %d: validation loss %.5f, accuracy %.4f (best: step %d)",
-            step,
-            scores["validation_loss"],
-            scores["validation_accuracy"],
-            int(self.best.step.numpy()),
-        )
-        return {**scores, **self.best.fields()}
-
-    def write_best(self, record: dict[str, Any]) -> None:
-        """Writes ``best/`` (the chief) with the best evaluation's ``record``."""
-        if self.is_chief:
-            self.best.write(self.workdir, record)
-
-    def log_loop(
-        self, step: int, num: int, seconds: float, loss: float, acc: float, progress: Progress
-    ) -> None:
-        """One progress line (with time left) and the train summaries of a host loop."""
-        rate = num / seconds
-        images = num * self.config.target_batch_size
-        progress.update(step)
-        left = progress.seconds_left()
-        logging.info(
-            "step %d/%d: loss %.5f, accuracy %.4f, %s, %s, %s elapsed, %s left",
-            step,
-            self.config.steps,
-            loss,
-            acc,
-            format_rate(num, seconds, "steps"),
-            format_rate(images, seconds, "target images"),
-            format_duration(progress.elapsed),
-            "?" if left is None else ("~" + format_duration(left) if left else "nothing"),
-        )
-        with self.writer.as_default(step=step):
-            tf.summary.scalar("train/loss", loss)
-            tf.summary.scalar("train/accuracy", acc)
-            learning_rate = self.model.optimizer.learning_rate
-            tf.summary.scalar("learning_rate", float(learning_rate.numpy()))
-            tf.summary.scalar("steps_per_second", rate)
-            tf.summary.scalar("target_images_per_second", images)
-
-    def support_grid(self, images, labels, path: str | None = None) -> np.ndarray:
-        """The (rows, cols, C) uint8 picture: natural start beside ``images``, classes named."""
-        return image_grid(
-            images,
-            labels,
-            path=path,
-            natural=self.support_images,
-            natural_labels=self.support_labels,
-            class_names=class_names_for(self.config.dataset, self.data.num_classes),
-        )
-
-    def write_outputs(self, step: int) -> None:
-        images, labels = self.model.distilled()
-        if not self.is_chief:
-            return
-        self.workdir.write_distilled(images, labels)
-        self.support_grid(images, labels, path=self.workdir.join("support.png"))
-        self.writer.flush()
+from tfkip.train.strategy import worker_dir
 
 
 def run_distillation(
@@ -288,7 +60,7 @@ def run_distillation(
       CheckpointError: the workdir's checkpoints are all unreadable.
     """
     budget = Budget(config.max_time, started)
-    run = _Run(config)
+    run = Run(config)
     model, step_var = run.model, run.step
     # The augmentation's random state (Keras SeedGenerator variables) is checkpointed too,
     # so that a resumed run draws the same transforms as an uninterrupted one; so is the
@@ -428,35 +200,6 @@ def run_distillation(
     if not run.is_chief:
         _remove_tree(worker_dir(config.workdir))
     return records[-1] if records else {"step": step}
-
-
-def run_label_solve(config: DistillConfig) -> list[dict[str, Any]]:
-    """Label Solve on the natural class-balanced support over the whole train split
-    (minus the validation images); the support evaluated before and after (with
-    ``eval_every=0``: not evaluated, one record with ``label_solve_seconds``)."""
-    run = _Run(config, label_solve=True)
-    evaluate = run.evaluate if config.eval_every else (lambda step, **extra: extra)
-    natural = evaluate(0, labels="natural")
-    progress = Progress(
-        len(run.x_target),
-        "Label Solve",
-        unit="target images",
-        per_unit=(int(run.model.support_images.shape[0]), "pairs"),
-        quiet_for=10,
-    )
-    start = time.perf_counter()
-    solved_labels = run.trainer.label_solve(
-        run.x_target, run.y_target, config.reg, progress=progress.update
-    )
-    check_finite(solved_labels, "The solved labels")
-    seconds = time.perf_counter() - start
-    run.model.support_labels.assign(solved_labels)
-    solved = evaluate(0, labels="solved", label_solve_seconds=round(seconds, 3))
-    records = [natural, solved] if config.eval_every else [dict(solved, step=0)]
-    if run.is_chief:
-        run.workdir.write_metrics(records)
-    run.write_outputs(0)
-    return records
 
 
 def _until(step: int, every: int) -> int:
