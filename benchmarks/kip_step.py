@@ -173,7 +173,7 @@ def step_on_gathered_batch(trainer, first_step: int, count: int) -> float:
         batch = [tf.gather(p, idx) for p in pool]  # images, labels (and target variances)
         float(batch[0][0, 0, 0, 0])  # the batch is ready
         start = time.perf_counter()
-        loss, _ = one_step(*batch)
+        loss, _ = one_step(tf.constant(step, tf.int64), *batch)
         float(loss)
         times.append(time.perf_counter() - start)
     return statistics.median(times[1:])

@@ -144,12 +144,13 @@ flags.DEFINE_enum(
 )
 flags.DEFINE_enum(
     "eval_kernel",
-    "exact",
+    None,
     ["exact", "model"],
     "Kernel of the in-run test evaluation: 'exact' (the infinite-width --kernel; for "
     "--kernel=rf_nngp the NNGP it estimates) or 'model' (the run's own kernel: for "
-    "rf_nngp its fixed evaluation twins, cheap). Test accuracy is only reported; it never "
-    "chooses anything.",
+    "rf_nngp its fixed evaluation twins, cheap). Default: 'exact' for exact kernels, "
+    "'model' for rf_nngp (whose exact accuracy launch/evaluate.py --kernel=nngp gives). "
+    "Test accuracy is only reported; it never chooses anything.",
 )
 flags.DEFINE_integer(
     "early_stopping_patience",

@@ -12,8 +12,22 @@ from tfkip.train.strategy import STRATEGIES
 KERNELS = ("ntk", "nngp", "rf_nngp")
 # Defaults of the settings that differ between the exact kernels and random features
 # (``None`` in a `DistillConfig` picks the one for its kernel).
-EXACT_DEFAULTS = {"target_batch_size": 1000, "learning_rate": 0.04, "reg": 1e-6, "loss": "mse"}
-RF_DEFAULTS = {"target_batch_size": 100, "learning_rate": 0.04, "reg": 1e-6, "loss": "platt"}
+EXACT_DEFAULTS = {
+    "target_batch_size": 1000,
+    "learning_rate": 0.04,
+    "reg": 1e-6,
+    "loss": "mse",
+    "eval_kernel": "exact",
+}
+# In-run evaluation of a random-feature run uses its fixed twins by default: an exact
+# ConvNet evaluation costs |S| |T| (HW)^2 and would spend the run's time budget.
+RF_DEFAULTS = {
+    "target_batch_size": 100,
+    "learning_rate": 0.04,
+    "reg": 1e-6,
+    "loss": "platt",
+    "eval_kernel": "model",
+}
 
 # Settings that may change when a run is resumed (they do not change the distilled set).
 RESUMABLE_FIELDS = frozenset(
@@ -88,7 +102,9 @@ class DistillConfig:
       validation_kernel: 'model' (the run's kernel) or 'exact' (same for exact KIP).
       eval_kernel: kernel of the in-run test evaluation: 'exact' (the infinite-width
         kernel; for ``rf_nngp`` the NNGP it estimates) or 'model' (the run's own kernel:
-        for ``rf_nngp`` its fixed evaluation twins, cheap).
+        for ``rf_nngp`` its fixed evaluation twins, cheap). None: 'exact' for exact
+        kernels, 'model' for ``rf_nngp`` (its exact accuracy: ``launch/evaluate.py
+        --kernel=nngp``).
       early_stopping_patience: stop after this many evaluations without a lower
         validation loss (0: never).
       max_time: wall-clock seconds from the command's start after which the run stops
@@ -136,7 +152,7 @@ class DistillConfig:
     eval_tile: int = 500
     validation_size: int = 0
     validation_kernel: str = "model"
-    eval_kernel: str = "exact"
+    eval_kernel: str | None = None
     early_stopping_patience: int = 0
     max_time: float | None = None
     snapshot_every_seconds: float | None = None
