@@ -300,6 +300,25 @@ def test_random_feature_run_resumes_bit_exact(tmp_path):
     assert np.isfinite(record["test_accuracy"]) and record["step"] == 4
 
 
+def test_random_feature_run_evaluates_with_the_exact_nngp_or_its_twins(tmp_path):
+    """eval_kernel='exact': the in-run test accuracy of an RF run is the exact NNGP's (what
+    `evaluate_distilled` gives the written set); 'model' (the RF default): its fixed
+    twins' estimate, a different number."""
+    from tfkip.evaluate import EvaluateConfig, evaluate_distilled
+
+    exact_dir, model_dir = str(tmp_path / "exact"), str(tmp_path / "model")
+    exact = run_distillation(
+        DistillConfig(steps=2, workdir=exact_dir, eval_kernel="exact", **RF_RUN)
+    )
+    model = run_distillation(DistillConfig(steps=2, workdir=model_dir, **RF_RUN))
+    assert DistillConfig(**RF_RUN).eval_kernel == "model"
+    again = evaluate_distilled(EvaluateConfig(exact_dir, kernel="nngp"))
+    assert again["kernel"] == "nngp"
+    assert exact["test_mse"] == pytest.approx(again["test_mse"], rel=1e-4)
+    assert exact["test_accuracy"] == pytest.approx(again["test_accuracy"], abs=1e-9)
+    assert model["test_mse"] != pytest.approx(exact["test_mse"], rel=1e-4)
+
+
 def test_random_feature_defaults_leave_the_exact_ones_alone():
     exact, rf = DistillConfig(), DistillConfig(kernel="rf_nngp")
     assert (exact.target_batch_size, exact.learning_rate, exact.reg) == (1000, 0.04, 1e-6)

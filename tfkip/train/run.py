@@ -125,16 +125,7 @@ class Run:
                 self.best = validation.BestSet(
                     self.support_images.shape, self.support_labels.shape, config.dtype
                 )
-        self.trainer = KIPTrainer(
-            self.model,
-            self.strategy,
-            self.x_target,
-            self.y_target,
-            self.labels_target,
-            config.target_batch_size,
-            config.seed,
-            jit_compile=augmenter is None or augmenter.xla_compatible,
-        )
+        self.trainer = self._trainer(self.model, config, augmenter)
         # The trainers of in-run test evaluation and validation. Exact KIP: the one
         # trainer, whose model's kernel is exact. A random-feature run evaluates with a
         # second model of the exact kernel it estimates (`exact_trainer`, its support
@@ -170,6 +161,10 @@ class Run:
                 kernel_memory_budget=config.kernel_memory_budget,
                 dtype=config.dtype,
             )
+        return self._trainer(model, config, augmenter)
+
+    def _trainer(self, model: KIPModel, config: DistillConfig, augmenter) -> KIPTrainer:
+        """The run's `KIPTrainer` of ``model``: its targets, batch, seed and compilation."""
         return KIPTrainer(
             model,
             self.strategy,
