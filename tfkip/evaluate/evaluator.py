@@ -19,11 +19,10 @@ from tfkip.evaluate.source import (
     network_config,
     rebuild_preprocessing,
 )
-from tfkip.kip.model import KIPModel
 from tfkip.runtime.progress import Progress
 from tfkip.sets import released as _released
 from tfkip.train.loop import KIPTrainer
-from tfkip.train.run import build_network
+from tfkip.train.run import build_network, kernel_model
 from tfkip.train.strategy import get_strategy, set_precision_policy
 
 
@@ -172,18 +171,6 @@ def prepare_evaluator(config: EvaluateConfig) -> Evaluator:
             jit = make_augmentation(settings.augmentations, settings.seed, settings.dtype)
             jit = jit.xla_compatible
     with strategy.scope():
-        model = KIPModel(
-            network,
-            source.images,
-            source.labels,
-            kernel=settings.kernel,
-            reg=settings.reg,
-            kernel_batch_size=settings.kernel_batch_size,
-            kernel_memory_budget=settings.kernel_memory_budget,
-            dtype=settings.dtype,
-            rf_models=settings.rf_models,
-            rf_width=settings.rf_width,
-            rf_seed=settings.rf_seed,
-        )
+        model = kernel_model(network, source.images, source.labels, settings)
     trainer = _trainer(model, strategy, raw.num_classes, raw.image_shape, jit)
     return Evaluator(trainer, x_test, y_test, settings, source, dataset, description)

@@ -44,6 +44,23 @@ def build_network(config: DistillConfig, num_classes: int):
     )
 
 
+def kernel_model(network, images, labels, config: DistillConfig, **overrides) -> KIPModel:
+    """A `KIPModel` of ``network`` with support ``(images, labels)`` and the kernel settings
+    of ``config`` (kernel, ridge, tiles, memory budget, dtype, random-feature twins);
+    ``overrides`` replace or add constructor arguments. Call it under the strategy's scope."""
+    options = dict(
+        kernel=config.kernel,
+        reg=config.reg,
+        kernel_batch_size=config.kernel_batch_size,
+        kernel_memory_budget=config.kernel_memory_budget,
+        dtype=config.dtype,
+        rf_models=config.rf_models,
+        rf_width=config.rf_width,
+        rf_seed=config.rf_seed,
+    )
+    return KIPModel(network, images, labels, **{**options, **overrides})
+
+
 class Run:
     """Shared setup of both jobs: strategy, data, network, workdir, model, trainer."""
 
@@ -99,20 +116,13 @@ class Run:
             augmenter = None
             if config.augment and not label_solve:
                 augmenter = make_augmentation(config.augmentations, config.seed, config.dtype)
-            self.model = KIPModel(
+            self.model = kernel_model(
                 self.network,
                 self.support_images,
                 self.support_labels,
+                config,
                 learn_labels=config.learn_labels,
-                kernel=config.kernel,
-                reg=config.reg,
                 augmenter=augmenter,
-                kernel_batch_size=config.kernel_batch_size,
-                kernel_memory_budget=config.kernel_memory_budget,
-                dtype=config.dtype,
-                rf_models=config.rf_models,
-                rf_width=config.rf_width,
-                rf_seed=config.rf_seed,
                 loss=config.loss,
                 solve_dtype=None if config.solve_dtype == config.dtype else config.solve_dtype,
             )
@@ -151,15 +161,8 @@ class Run:
         """A trainer of the exact NNGP that a random-feature run estimates (evaluation
         only: the run's support is copied into its model by `_sync_exact`)."""
         with self.strategy.scope():
-            model = KIPModel(
-                self.network,
-                self.support_images,
-                self.support_labels,
-                kernel="nngp",
-                reg=config.reg,
-                kernel_batch_size=config.kernel_batch_size,
-                kernel_memory_budget=config.kernel_memory_budget,
-                dtype=config.dtype,
+            model = kernel_model(
+                self.network, self.support_images, self.support_labels, config, kernel="nngp"
             )
         return self._trainer(model, config, augmenter)
 
