@@ -68,15 +68,19 @@ def watching(
         raise
 
 
+RUN_SUBFOLDERS = ("checkpoints", "best", "snapshots")
+"""The sub-folders of a run's workdir that atomic writes (and checkpoints) write into."""
+
+
 def remove_temporaries(folder: str) -> list[str]:
-    """Deletes ``folder``'s and ``folder/checkpoints``' hidden temp files and
-    ``ckpt-N_temp`` folders; returns what was deleted."""
+    """Deletes the hidden temp files and ``ckpt-N_temp`` folders of ``folder`` and of its
+    `RUN_SUBFOLDERS`; returns what was deleted."""
     import tensorflow as tf
 
     from tfkip import files
 
     removed = []
-    for sub in (folder, files.join(folder, "checkpoints")):
+    for sub in (folder, *(files.join(folder, name) for name in RUN_SUBFOLDERS)):
         if not tf.io.gfile.isdir(sub):
             continue
         for name in tf.io.gfile.listdir(sub):

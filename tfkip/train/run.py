@@ -108,8 +108,7 @@ class Run:
             full, identity, write=self.is_chief, defaults=defaults
         )
         if self.is_chief:
-            stale = self.workdir.remove_interrupted_writes()
-            for path in stale + validation.remove_interrupted_writes(self.workdir):
+            for path in self.workdir.remove_interrupted_writes():
                 logging.info("Removed %s, left by an interrupted write.", path)
             data.preprocessor.save(self.workdir.join("preprocessing.npz"))
         with self.strategy.scope():

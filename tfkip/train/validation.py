@@ -110,17 +110,3 @@ def validation_metrics(metrics: dict[str, float]) -> dict[str, float]:
         "validation_loss": metrics["test_mse"],
         "validation_accuracy": metrics["test_accuracy"],
     }
-
-
-def remove_interrupted_writes(workdir, folders=(BEST_DIR, "snapshots")) -> list[str]:
-    """Deletes what interrupted atomic writes left in ``folders`` of the workdir."""
-    stale = []
-    for folder in folders:
-        path = workdir.join(folder)
-        if tf.io.gfile.isdir(path):
-            stale += [
-                _files.join(path, n) for n in tf.io.gfile.listdir(path) if _files.is_temp_name(n)
-            ]
-    for path in stale:
-        _files.remove_quietly(path)
-    return stale

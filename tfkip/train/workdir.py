@@ -86,10 +86,10 @@ class Workdir:
 
     def remove_interrupted_writes(self) -> list[str]:
         """Deletes what interrupted writes left in the workdir (the hidden ``.NAME.tmp-*``
-        files of `tfkip.files.temp_name`, and TensorFlow's ``checkpoints/ckpt-N_temp/``
-        staging folders; the finished files were never touched); returns their paths.
-        Call it before this run writes anything (the chief, at start), so that no write
-        of its own is in flight."""
+        files of `tfkip.files.temp_name`, in the workdir, ``best/`` and ``snapshots/``, and
+        TensorFlow's ``checkpoints/ckpt-N_temp/`` staging folders; the finished files were
+        never touched); returns their paths. Call it before this run writes anything (the
+        chief, at start), so that no write of its own is in flight."""
         from tfkip.runtime.faults import remove_temporaries
 
         return remove_temporaries(self.path)
