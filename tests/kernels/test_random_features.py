@@ -102,6 +102,30 @@ def test_same_seed_and_step_give_identical_features_eager_and_compiled():
     assert np.abs(eager[:, :d] - eager[:, d:]).max() > 0.1 * np.abs(eager).max()
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_bfloat16_twins_estimate_the_same_kernel_to_their_rounding(jit_compile):
+    """compute_dtype='bfloat16': the same twins (weights drawn in float32, then rounded),
+    features back in the inputs' dtype; the kernel moves by about 2^-8 per layer relative,
+    well inside this estimate's own sampling error, and gradients still flow."""
+    net = fixture_network("convnet_pool_d3__img8x8x3")
+    x = tf.constant(randn(1, 4, 8, 8, 3), tf.float32)
+    exact = RandomFeatureNNGP(net, n_models=4, width=64, seed=3)
+    fast = RandomFeatureNNGP(net, n_models=4, width=64, seed=3, compute_dtype="bfloat16")
+    estimate = exact.kernel(x, step=2).numpy()
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        rounded = tf.function(lambda x: fast.kernel(x, step=2), jit_compile=jit_compile)(x)
+        total = tf.reduce_sum(rounded)
+    assert rounded.dtype == tf.float32
+    scale = np.abs(estimate).max()
+    error = np.abs(rounded.numpy() - estimate).max() / scale
+    assert 1e-4 < error < 0.03, error  # rounded (not float32), and only by rounding
+    other_draw = np.abs(exact.kernel(x, step=3).numpy() - estimate).max() / scale
+    assert error < other_draw / 3  # the sampling error of one draw is much larger
+    grad = tape.gradient(total, x)
+    assert grad.dtype == tf.float32 and np.all(np.isfinite(grad.numpy()))
+
+
 def test_kernel_is_readout_affine_in_features_and_symmetric():
     net = k.serial(k.Dense(8, 1.3, 0.2), k.Relu(), k.Dense(1, 1.7, 0.3))
     x1, x2 = randn(1, 4, 5), randn(2, 3, 5)
@@ -182,6 +206,7 @@ def test_avg_pool_same_divides_by_the_window_like_the_exact_kernel():
         (dict(n_models=0), "n_models must be a positive integer"),
         (dict(width=2.5), "width must be a positive integer"),
         (dict(seed="a"), "seed must be an integer"),
+        (dict(compute_dtype="float16"), "compute_dtype must be one of"),
     ],
 )
 def test_bad_arguments(kwargs, message):

@@ -328,6 +328,15 @@ def test_random_feature_defaults_leave_the_exact_ones_alone():
     assert DistillConfig(kernel="rf_nngp", strategy="tpu", dtype="float32").solve_dtype == (
         "float32"
     )
+    # RF steps run as TensorFlow graphs off TPU (oneDNN convolutions), exact ones with XLA.
+    assert exact.jit_compile is True and rf.jit_compile is False
+    assert DistillConfig(kernel="rf_nngp", strategy="tpu", dtype="float32").jit_compile
+    assert DistillConfig(kernel="rf_nngp", jit_compile=True).jit_compile is True
+    assert rf.rf_dtype is None and "jit_compile" not in rf.identity()
+    with pytest.raises(ValueError, match="rf_dtype must be one of"):
+        DistillConfig(kernel="rf_nngp", rf_dtype="float16")
+    with pytest.raises(ValueError, match="jit_compile must be True, False or None"):
+        DistillConfig(jit_compile="yes")
     with pytest.raises(ValueError, match="kernel must be one of"):
         DistillConfig(kernel="rf")
     with pytest.raises(ValueError, match="rf_models must be a positive integer"):

@@ -53,6 +53,8 @@ class KIPModel(keras.Model):
         `Network.kip_kernel_fn`) leaves them untiled, which skips the recomputation of
         the tiles' forward pass: faster, at more memory (docs/kernels.md).
       rf_models, rf_width, rf_seed: the random-feature kernel's twins (``rf_nngp`` only).
+      rf_dtype: dtype of the twins' forward passes (None: ``dtype``; 'bfloat16' for speed,
+        see `tfkip.kernels.RandomFeatureNNGP`).
       loss: 'mse' (KIP: ``0.5 mean (pred - y)^2``) or 'platt' (cross-entropy of
         ``exp(k) pred`` with a learned log-temperature ``k``, a trainable weight starting
         at ``log_temperature``; RFAD).
@@ -86,6 +88,7 @@ class KIPModel(keras.Model):
         rf_models: int = 8,
         rf_width: int = 128,
         rf_seed: int = 0,
+        rf_dtype: str | None = None,
         loss: str = "mse",
         log_temperature: float = 0.0,
         solve_dtype: str | None = None,
@@ -128,9 +131,12 @@ class KIPModel(keras.Model):
         self.network = network
         self.kernel = kernel
         self.rf_models, self.rf_width, self.rf_seed = rf_models, rf_width, rf_seed
+        self.rf_dtype = rf_dtype
         self.random_features = None
         if kernel == "rf_nngp":
-            self.random_features = RandomFeatureNNGP(network, rf_models, rf_width, rf_seed)
+            self.random_features = RandomFeatureNNGP(
+                network, rf_models, rf_width, rf_seed, compute_dtype=rf_dtype
+            )
         self.loss_name = check_loss(loss)
         self.solve_dtype = solve_dtype
         self.reg = float(reg)
@@ -368,6 +374,7 @@ class KIPModel(keras.Model):
             "rf_models": self.rf_models,
             "rf_width": self.rf_width,
             "rf_seed": self.rf_seed,
+            "rf_dtype": self.rf_dtype,
             "loss": self.loss_name,
             "log_temperature": self.initial_log_temperature,
             "solve_dtype": self.solve_dtype,

@@ -10,6 +10,7 @@ from tfkip import architectures
 from tfkip.train.strategy import STRATEGIES
 
 KERNELS = ("ntk", "nngp", "rf_nngp")
+RF_DTYPES = (None, "float32", "float64", "bfloat16")
 # Defaults of the settings that differ between the exact kernels and random features
 # (``None`` in a `DistillConfig` picks the one for its kernel).
 EXACT_DEFAULTS = {
@@ -48,6 +49,7 @@ RESUMABLE_FIELDS = frozenset(
         "eval_kernel",
         "max_time",
         "snapshot_every_seconds",
+        "jit_compile",
     }
 )
 
@@ -70,6 +72,9 @@ class DistillConfig:
         finite twins of the network, new ones every step: `tfkip.kernels.random_features`).
       rf_models, rf_width, rf_seed: with 'rf_nngp', twins per step, their width, and the
         seed of their weights (None: ``seed``).
+      rf_dtype: with 'rf_nngp', dtype of the twins' forward passes: None (``dtype``) or
+        'bfloat16' (faster convolutions where the hardware has them; the features are
+        cast back before the solve).
       loss: 'mse' (KIP) or 'platt' (cross-entropy with a learned temperature, RFAD).
       solve_dtype: dtype of the KRR solve; None: float64 for 'rf_nngp' (except on TPU),
         else ``dtype``.
@@ -111,6 +116,9 @@ class DistillConfig:
         cleanly (None: no limit; `tfkip.train.budget`).
       snapshot_every_seconds: write the support into ``snapshots/`` each time this many
         more seconds of training loop have run (None: never).
+      jit_compile: compile the KIP step with XLA. None: yes, except for 'rf_nngp' off
+        TPU, whose convolutions run faster as TensorFlow's own (oneDNN) kernels than as
+        XLA's on CPU; a TPU compiles every step with XLA whatever this says.
     """
 
     dataset: str = "mnist_5k"
@@ -126,6 +134,7 @@ class DistillConfig:
     rf_models: int = 4
     rf_width: int = 32
     rf_seed: int | None = None
+    rf_dtype: str | None = None
     loss: str | None = None
     solve_dtype: str | None = None
     support_per_class: int = 1
@@ -156,6 +165,7 @@ class DistillConfig:
     early_stopping_patience: int = 0
     max_time: float | None = None
     snapshot_every_seconds: float | None = None
+    jit_compile: bool | None = None
 
     def __post_init__(self):
         if self.kernel not in KERNELS:
@@ -173,6 +183,17 @@ class DistillConfig:
             raise ValueError(
                 f"solve_dtype must be 'float32' or 'float64'. "
                 f"Received: solve_dtype={self.solve_dtype!r}"
+            )
+        if self.rf_dtype not in RF_DTYPES:
+            raise ValueError(
+                f"rf_dtype must be one of {RF_DTYPES}. Received: rf_dtype={self.rf_dtype!r}"
+            )
+        if self.jit_compile is None:
+            self.jit_compile = self.kernel != "rf_nngp" or self.strategy == "tpu"
+        if not isinstance(self.jit_compile, bool):
+            raise ValueError(
+                f"jit_compile must be True, False or None. Received: "
+                f"jit_compile={self.jit_compile!r}"
             )
         if self.loss not in ("mse", "platt"):
             raise ValueError(f"loss must be 'mse' or 'platt'. Received: loss={self.loss!r}")

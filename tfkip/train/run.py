@@ -57,6 +57,7 @@ def kernel_model(network, images, labels, config: DistillConfig, **overrides) ->
         rf_models=config.rf_models,
         rf_width=config.rf_width,
         rf_seed=config.rf_seed,
+        rf_dtype=config.rf_dtype,
     )
     return KIPModel(network, images, labels, **{**options, **overrides})
 
@@ -163,10 +164,16 @@ class Run:
             model = kernel_model(
                 self.network, self.support_images, self.support_labels, config, kernel="nngp"
             )
-        return self._trainer(model, config, augmenter)
+        # XLA whatever the run's steps use: the exact recursions need its fusions.
+        return self._trainer(model, config, augmenter, jit_compile=True)
 
-    def _trainer(self, model: KIPModel, config: DistillConfig, augmenter) -> KIPTrainer:
-        """The run's `KIPTrainer` of ``model``: its targets, batch, seed and compilation."""
+    def _trainer(
+        self, model: KIPModel, config: DistillConfig, augmenter, jit_compile: bool | None = None
+    ) -> KIPTrainer:
+        """The run's `KIPTrainer` of ``model``: its targets, batch, seed and compilation
+        (``jit_compile`` None: ``config.jit_compile``; never XLA for an augmenter that
+        XLA cannot compile)."""
+        jit_compile = config.jit_compile if jit_compile is None else jit_compile
         return KIPTrainer(
             model,
             self.strategy,
@@ -175,7 +182,7 @@ class Run:
             self.labels_target,
             config.target_batch_size,
             config.seed,
-            jit_compile=augmenter is None or augmenter.xla_compatible,
+            jit_compile=jit_compile and (augmenter is None or augmenter.xla_compatible),
         )
 
     def _sync_exact(self) -> None:
