@@ -29,6 +29,10 @@ SHORT_RUN = [
     "--dtype=float64",
     "--seed=0",
 ]
+# The same run with the random-feature NNGP: 2 twins of width 64, drawn afresh at every
+# step from (seed, step) (and RF defaults: Platt loss with a learned temperature, in-run
+# evaluation with the fixed evaluation twins).
+RF_SHORT_RUN = [*SHORT_RUN, "--kernel=rf_nngp", "--rf_models=2", "--rf_width=64"]
 
 
 def env(**extra: str) -> dict[str, str]:
