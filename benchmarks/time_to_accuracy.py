@@ -72,6 +72,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--distill_flags", default="", help="more launch/distill.py flags for every method"
     )
     parser.add_argument(
+        "--method_flags",
+        action="append",
+        default=[],
+        metavar="METHOD=FLAGS",
+        help="more launch flags for one method, e.g. 'kip=--target_batch_size=10' (repeatable)",
+    )
+    parser.add_argument(
         "--kernel",
         default=None,
         choices=["ntk", "nngp"],
@@ -91,6 +98,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(f"--methods must name some of {sorted(METHODS)}. Received: {unknown}")
     if not args.budget > 0:
         parser.error(f"--budget must be > 0 seconds. Received: {args.budget}")
+    for item in args.method_flags:
+        if item.partition("=")[0] not in METHODS or "=" not in item:
+            parser.error(
+                f"--method_flags must be METHOD=FLAGS, METHOD in {sorted(METHODS)}. "
+                f"Received: {item!r}"
+            )
     if args.snapshot_every is None:
         args.snapshot_every = args.budget / 20
     return args
@@ -114,6 +127,10 @@ def method_command(args, method: str, workdir: str) -> list[str]:
     script, extra = METHODS[method]
     cmd = [sys.executable, os.path.join(REPO, "launch", f"{script}.py")]
     cmd += [*common_flags(args), *extra, f"--workdir={workdir}", "--eval_every=0"]
+    for item in args.method_flags:
+        name, _, flags = item.partition("=")
+        if name == method:
+            cmd += shlex.split(flags)
     if script == "distill":
         cmd += [
             "--steps=100000000",

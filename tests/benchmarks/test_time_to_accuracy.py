@@ -57,3 +57,16 @@ def test_unknown_method_is_refused(capsys):
     with pytest.raises(SystemExit):
         time_to_accuracy.parse_args(["--methods=kip,magic"])
     assert "--methods must name some of" in capsys.readouterr().err
+
+
+def test_method_flags_reach_only_their_method(capsys):
+    args = time_to_accuracy.parse_args(
+        ["--methods=kip,rf_kip", "--method_flags=kip=--target_batch_size=10 --steps_per_loop=5"]
+    )
+    kip = time_to_accuracy.method_command(args, "kip", "/tmp/w")
+    rf = time_to_accuracy.method_command(args, "rf_kip", "/tmp/w")
+    assert kip[-2:] == ["--target_batch_size=10", "--steps_per_loop=5"]
+    assert "--target_batch_size=10" not in rf and "--kernel=rf_nngp" in rf
+    with pytest.raises(SystemExit):
+        time_to_accuracy.parse_args(["--method_flags=magic=--steps=1"])
+    assert "--method_flags must be METHOD=FLAGS" in capsys.readouterr().err

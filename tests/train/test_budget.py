@@ -4,6 +4,7 @@ a budget stop in this process, and launch/distill.py stopping on a tiny budget."
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import numpy as np
@@ -113,6 +114,9 @@ def test_launch_distill_stops_on_a_tiny_budget(tmp_path):
     code, log = run(DISTILL, args, tmp_path / "budget.log")
     assert code == 0, log[-3000:]
     assert "Stopped at step" in log and "max_time=12 s is spent" in log, log[-3000:]
+    # Progress lines count down the budget, not the million steps.
+    lefts = re.findall(r"elapsed, ~([\d.]+) s \(of --max_time\) left", log)
+    assert lefts and all(float(s) <= 12 for s in lefts), log[-3000:]
     record = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
     assert record["stopped"] == "max_time" and 0 < record["step"] < 1000000
     assert record["train_seconds"] > 0

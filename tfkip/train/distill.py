@@ -141,7 +141,8 @@ def run_distillation(
             budget.record_train(num, seconds)
             step += num
             step_var.assign(step)
-            run.log_loop(step, num, seconds, train_loss, train_acc, progress)
+            budget_left = budget.left() if budget.limited else None
+            run.log_loop(step, num, seconds, train_loss, train_acc, progress, budget_left)
             if snapshots is not None and snapshots.due(budget.train_seconds):
                 snapshots.write(step, budget.train_seconds, budget.elapsed(), *model.distilled())
             evaluate = config.eval_every and (step % config.eval_every == 0 or step == config.steps)

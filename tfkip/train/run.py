@@ -249,13 +249,28 @@ class Run:
             self.best.write(self.workdir, record)
 
     def log_loop(
-        self, step: int, num: int, seconds: float, loss: float, acc: float, progress: Progress
+        self,
+        step: int,
+        num: int,
+        seconds: float,
+        loss: float,
+        acc: float,
+        progress: Progress,
+        budget_left: float | None = None,
     ) -> None:
-        """One progress line (with time left) and the train summaries of a host loop."""
+        """One progress line (with time left: to the last step, or to the end of the
+        ``max_time`` budget, ``budget_left`` seconds, if that comes first) and the train
+        summaries of a host loop."""
         rate = num / seconds
         images = num * self.config.target_batch_size
         progress.update(step)
         left = progress.seconds_left()
+        if left is None:
+            left_text = "?"
+        else:
+            left_text = "~" + format_duration(left) if left else "nothing"
+        if budget_left is not None and (left is None or budget_left < left):
+            left_text = f"~{format_duration(max(budget_left, 0.0))} (of --max_time)"
         logging.info(
             "step %d/%d: loss %.5f, accuracy %.4f, %s, %s, %s elapsed, %s left",
             step,
@@ -265,7 +280,7 @@ class Run:
             format_rate(num, seconds, "steps"),
             format_rate(images, seconds, "target images"),
             format_duration(progress.elapsed),
-            "?" if left is None else ("~" + format_duration(left) if left else "nothing"),
+            left_text,
         )
         with self.writer.as_default(step=step):
             tf.summary.scalar("train/loss", loss)
