@@ -234,8 +234,9 @@ def markdown(args, rows, runs, name: str) -> str:
         f"- budget {args.budget:g} s per method (`--max_time`, from each command's start); "
         "seconds below are the training loop's (compilation included, start-up, "
         "checkpoints and evaluation excluded); Label Solve: the solve's seconds.",
-        f"- test accuracy: exact-kernel KRR on the first {args.test_examples or 'all'} "
-        "test images.",
+        "- test accuracy: exact-kernel KRR on "
+        + (f"the first {args.test_examples}" if args.test_examples else "all the")
+        + " test images.",
         "",
     ]
     for method, run in runs.items():
