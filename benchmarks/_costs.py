@@ -18,8 +18,8 @@ import dataclasses
 import math
 
 from tfkip.kernels import AvgPool, Conv, Dense, Erf, Flatten, GlobalAvgPool, Relu
+from tfkip.kernels.inputs import check_input_shape
 from tfkip.kernels.kernel import Layout
-from tfkip.kernels.network import _input_shape
 
 ITEMSIZE = {"float32": 4, "float64": 8}
 
@@ -68,7 +68,7 @@ def forward_costs(network, per_example_shape, dtype="float32", ntk=True) -> list
     patches (`Network._input_kernel`): ``2 fh fw C`` flops per entry, one tensor written.
     """
     size = ITEMSIZE[dtype]
-    shape = _input_shape(per_example_shape)
+    shape = check_input_shape(per_example_shape)
     layers = list(zip(network.layers, network.layouts))
     costs = []
     k = 1

@@ -40,10 +40,13 @@ CASES = {
     "kts28": ("ConvNet 28x28x1, K_ts", (28, 28, 1), "kts", (10, 100)),
     "kts32": ("ConvNet 32x32x3, K_ts", (32, 32, 3), "kts", (10, 100)),
     "diag28": ("ConvNet 28x28x1, K(x, x) diagonal", (28, 28, 1), "diag", (0, 100)),
+    # what evaluation and Label Solve run: tiles planned for a forward pass alone
+    "kts28f": ("ConvNet 28x28x1, K_ts, forward_only", (28, 28, 1), "ktsf", (10, 100)),
+    "kts32f": ("ConvNet 32x32x3, K_ts, forward_only", (32, 32, 3), "ktsf", (10, 100)),
     "kip28": ("ConvNet 28x28x1, KIP step (forward + gradient)", (28, 28, 1), "kip", (100, 100)),
     "kip32": ("ConvNet 32x32x3, KIP step (forward + gradient)", (32, 32, 3), "kip", (100, 50)),
 }
-FORWARD = ("kts28", "kts32", "diag28")
+FORWARD = ("kts28f", "kts32f", "kts28", "kts32", "diag28")
 KIP = ("kip28", "kip32")
 
 
@@ -83,8 +86,11 @@ def run_case(tf, np, name, support, target, repeats):
     rng = np.random.default_rng(0)
     x_s = tf.constant(rng.standard_normal((support, *shape)).astype("float32"))
     x_t = tf.constant(rng.standard_normal((target, *shape)).astype("float32"))
-    if kind == "kts":
-        fn = tf.function(lambda a, b: network.kernel_fn(a, b, "ntk"), jit_compile=True)
+    if kind in ("kts", "ktsf"):
+        only = kind == "ktsf"
+        fn = tf.function(
+            lambda a, b: network.kernel_fn(a, b, "ntk", forward_only=only), jit_compile=True
+        )
         args, pairs = (x_t, x_s), support * target
     elif kind == "diag":
         fn = tf.function(lambda a: network.self_variances(a)[-1], jit_compile=True)
@@ -134,7 +140,7 @@ def bound(name, support, target, rates, layers=False):
     if kind == "diag":
         costs = selfc
         per_pair = _costs.totals(costs, fps, bps)
-    elif kind == "kts":
+    elif kind in ("kts", "ktsf"):
         costs = _costs.forward_costs(network, shape)
         per_pair = _costs.totals(costs, fps, bps)
         extra = _costs.totals(selfc, fps, bps, (support + target) / (support * target))
@@ -226,7 +232,9 @@ def main():
         f"- command: `python benchmarks/roofline.py {' '.join(sys.argv[1:])}`",
         f"- {_rates_line('rates (best of before/after)', rates)}",
         "- ConvNet = `architectures.get('convnet', 3)`, float32, NTK, default call "
-        "(tiles planned from the memory budget); bound = sum over passes of "
+        "(tiles planned from the default 256 MiB budget; `forward_only` rows: tiles planned "
+        "for a forward pass alone, as evaluation and Label Solve run); bound = sum over "
+        "passes of "
         "max(flops / FLOP/s, bytes / (bytes/s)), see docs/performance.md",
         "",
         "| case | pairs | measured ms/pair | bound ms/pair | measured / bound "

@@ -127,16 +127,16 @@ def method_command(args, method: str, workdir: str) -> list[str]:
     script, extra = METHODS[method]
     cmd = [sys.executable, os.path.join(REPO, "launch", f"{script}.py")]
     cmd += [*common_flags(args), *extra, f"--workdir={workdir}", "--eval_every=0"]
-    for item in args.method_flags:
-        name, _, flags = item.partition("=")
-        if name == method:
-            cmd += shlex.split(flags)
     if script == "distill":
         cmd += [
             "--steps=100000000",
             f"--max_time={args.budget:g}",
             f"--snapshot_every_seconds={args.snapshot_every:g}",
         ]
+    for item in args.method_flags:  # last: they override the flags above
+        name, _, flags = item.partition("=")
+        if name == method:
+            cmd += shlex.split(flags)
     return cmd
 
 
