@@ -57,7 +57,10 @@ flags.DEFINE_float(
 )
 flags.DEFINE_float("max_lr_factor", 1.0, "Multiplies the empirical-NTK learning-rate estimate.")
 flags.DEFINE_integer(
-    "ntk_num_inputs", 50, "Held-out train images used for the learning-rate estimate."
+    "ntk_num_inputs",
+    50,
+    "Held-out train images (and, except in the reference recipe, distilled images) used for "
+    "the learning-rate estimate; the smaller of the two estimates is used.",
 )
 flags.DEFINE_integer(
     "ntk_batch_size", 10, "Jacobian tile of the estimate (lower it for large networks)."
