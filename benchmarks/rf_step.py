@@ -26,6 +26,8 @@ import subprocess
 import sys
 import time
 
+import _baseline
+
 VARIANTS = {
     "xla_float32": (True, None),
     "graph_float32": (False, None),
@@ -119,16 +121,8 @@ def time_variant(args) -> dict:
         min_step_s=min(times),
         gflops=flops / 1e9,
         gflop_per_s=flops / median / 1e9,
-        peak_rss_mb=_peak_rss_mb(),
+        peak_rss_mb=_baseline.vmhwm_mb(),
     )
-
-
-def _peak_rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main():
