@@ -85,6 +85,24 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
+def run_workers(
+    script: pathlib.Path, args: list[str], log_dir: pathlib.Path, count: int = 2, timeout=300
+):
+    """Runs ``count`` MultiWorkerMirroredStrategy workers of ``script`` on 127.0.0.1 (one
+    TF_CONFIG each, logs ``log_dir/worker{i}.log``) to the end: ``(processes, logs)``."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(count)]}
+    procs = [
+        launch(
+            script,
+            args,
+            log_dir / f"worker{i}.log",
+            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+        )
+        for i in range(count)
+    ]
+    return procs, [finish(proc, timeout=timeout) for proc in procs]
+
+
 def distilled(workdir: pathlib.Path) -> dict[str, np.ndarray]:
     with np.load(workdir / "distilled.npz") as z:
         return {k: z[k] for k in z.files}

@@ -128,23 +128,13 @@ def test_two_workers_stop_on_the_budget_at_the_same_step(tmp_path):
     """MultiWorkerMirroredStrategy: each worker has its own clock, the chief's decisions
     are taken (`tfkip.train.budget.agree`), so both stop after the same steps and exit 0
     instead of waiting for each other's collectives."""
-    from train_testlib import SHORT_RUN, finish, free_ports, launch
+    from train_testlib import SHORT_RUN, run_workers
 
     workdir = tmp_path / "mwms"
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
     args = [a for a in SHORT_RUN if not a.startswith(("--steps=", "--eval_every="))]
     args += ["--steps=1000000", "--max_time=25", "--eval_every=0", "--snapshot_every_seconds=1"]
     args += ["--strategy=multi_worker_mirrored", f"--workdir={workdir}"]
-    procs = [
-        launch(
-            DISTILL,
-            args,
-            tmp_path / f"worker{i}.log",
-            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
-        )
-        for i in range(2)
-    ]
-    logs = [finish(p, timeout=300) for p in procs]
+    procs, logs = run_workers(DISTILL, args, tmp_path)
     stops = []
     for proc, log in zip(procs, logs):
         assert proc.returncode == 0, log[-3000:]

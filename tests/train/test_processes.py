@@ -21,11 +21,11 @@ from train_testlib import (
     SHORT_RUN,
     distilled,
     finish,
-    free_ports,
     launch,
     max_rel,
     metrics,
     run,
+    run_workers,
     temp_files,
 )
 
@@ -127,19 +127,8 @@ def test_sigterm_sigkill_and_rerun_give_the_uninterrupted_result(kernel, referen
 
 def test_multi_worker_mirrored_two_processes_match_one_process(kernel, reference, tmp_path):
     workdir = tmp_path / "mwms"
-    ports = free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     args = [*RUNS[kernel], "--strategy=multi_worker_mirrored", f"--workdir={workdir}"]
-    procs = [
-        launch(
-            DISTILL,
-            args,
-            tmp_path / f"worker{i}.log",
-            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
-        )
-        for i in range(2)
-    ]
-    logs = [finish(p, timeout=300) for p in procs]
+    procs, logs = run_workers(DISTILL, args, tmp_path)
     for proc, log in zip(procs, logs):
         assert proc.returncode == 0, log[-3000:]
     assert "num_workers = 2" in logs[0]
