@@ -7,10 +7,10 @@ import math
 from typing import Any
 
 from tfkip import architectures
+from tfkip.kernels.random_features import COMPUTE_DTYPES as RF_DTYPES
 from tfkip.train.strategy import STRATEGIES
 
 KERNELS = ("ntk", "nngp", "rf_nngp")
-RF_DTYPES = (None, "float32", "float64", "bfloat16")
 # Defaults of the settings that differ between the exact kernels and random features
 # (``None`` in a `DistillConfig` picks the one for its kernel).
 EXACT_DEFAULTS = {
