@@ -200,10 +200,12 @@ def main():
     if unknown or args.repeats < 1:
         parser.error(f"unknown cases {unknown} (known: {sorted(CASES)}) or --repeats < 1")
 
+    from tfkip.runtime import configure_xla
+
+    configure_xla()  # as the launchers do, before anything compiles
+
     import numpy as np
     import tensorflow as tf
-
-    import tfkip  # noqa: F401  (XLA flags before TensorFlow compiles)
 
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load_before = os.getloadavg()

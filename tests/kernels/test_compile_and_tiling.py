@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tfkip import architectures
+from tfkip.kernels.network import BAND_FRACTION
 from tfkip.kernels import (
     AvgPool,
     Conv,
@@ -33,7 +34,7 @@ from .helpers import (
 )
 
 GETS = ("nngp", "ntk")
-FULL, DIAG, FLAT = Layout.FULL, Layout.DIAG, Layout.FLAT
+FULL, DIAG, FLAT, BAND = Layout.FULL, Layout.DIAG, Layout.FLAT, Layout.BAND
 
 # name -> (network, per-example input shape)
 NETS = {
@@ -277,9 +278,12 @@ def test_pooled_presets_use_full_only_up_to_their_last_pool(name, depth, readout
         assert net.layouts == (FULL,) * (2 + 3 * depth) + (DIAG, FLAT)
 
 
-def test_layouts_at_run_time_follow_the_plan():
-    """Probes between layers see FULL (n1, n2, H, W, H, W) covariances only before a pool and
-    DIAG (n1, n2, H, W) ones on the way to a Flatten."""
+@pytest.mark.parametrize("band_fraction", [BAND_FRACTION, 0.0])
+def test_layouts_at_run_time_follow_the_plan(band_fraction):
+    """Probes between layers see position pairs only before a pool, DIAG (n1, n2, H, W) on
+    the way to a Flatten. The pairs are BAND (n1, n2, 3, 3, H, W): the 2x2/2 pool before a
+    Flatten reads offsets -1..1 (9 of the 24 positions, under `BAND_FRACTION`), or FULL
+    (n1, n2, H, W, H, W) when ``band_fraction`` is 0."""
     probes = [Probe() for _ in range(4)]
     net = serial(
         Conv(4, (3, 3), padding="SAME", b_std=0.1),
@@ -294,9 +298,14 @@ def test_layouts_at_run_time_follow_the_plan():
         probes[3],
         Dense(1),
     )
+    net.band_fraction = band_fraction
     x1, x2 = randn(0, 3, 6, 4, 2), randn(1, 2, 6, 4, 2)
     net.kernel_fn(x1, x2)
-    assert probes[0].seen == [(FULL, (3, 2, 6, 4, 6, 4))]
+    if band_fraction:
+        assert net.bands[:4] == ((1, 1),) * 4
+        assert probes[0].seen == [(BAND, (3, 2, 3, 3, 6, 4))]
+    else:
+        assert probes[0].seen == [(FULL, (3, 2, 6, 4, 6, 4))]
     # The next Conv feeds a Flatten: only the diagonal is kept from the pool's output on.
     assert probes[1].seen == [(DIAG, (3, 2, 3, 2))]
     assert probes[2].seen == [(DIAG, (3, 2, 3, 2))]

@@ -10,20 +10,23 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tfkip.kernels import band
 from tfkip.kernels.kernel import Layout, Shape
 from tfkip.kernels.spatial import sum_trailing
 
 
-def covariance(a, b, mode: str, layout: Layout, spatial) -> tf.Tensor:
+def covariance(a, b, mode: str, layout: Layout, spatial, radius=None) -> tf.Tensor:
     """Position-by-position inner products of ``(n, positions, features)`` arrays.
 
     ``mode`` 'self': of ``a`` with itself per example, 'cross': of every ``a`` with every
     ``b`` (``(n1, n2, ...)``), 'zipped': of ``a[p]`` with ``b[p]`` (``(P, 1, ...)``).
     FLAT gives no spatial axes, DIAG same-position products ``(H, W)``, FULL all pairs
-    ``(H, W, H, W)``.
+    ``(H, W, H, W)``, BAND the pairs within ``radius`` ``(2 r_h + 1, 2 r_w + 1, H, W)``.
     """
     if mode == "self":
         b = a
+    if layout == Layout.BAND:
+        return _band_positions(a, b, mode, spatial, radius)
     if layout == Layout.FULL:
         if mode == "cross":
             return _outer_positions(a, b, *spatial)
@@ -53,6 +56,19 @@ def _outer_positions(a, b, h, w):
     prod = tf.matmul(tf.reshape(a, [-1, c]), tf.reshape(b, [-1, c]), transpose_b=True)
     prod = tf.reshape(prod, [n1, h * w, n2, h * w])
     return tf.reshape(tf.transpose(prod, [0, 2, 1, 3]), [n1, n2, h, w, h, w])
+
+
+def _band_positions(a, b, mode, spatial, radius):
+    """``<a_p, b_(p + d)>`` for ``|d| <= radius``: ``(n1, n2 | 1, Bh, Bw, H, W)`` (`band`),
+    a sum over the features of ``a`` times the neighbourhoods of ``b`` (`band.windows`)."""
+    h, w = spatial
+    f = a.shape[-1]
+    a = tf.transpose(tf.reshape(a, [-1, h, w, f]), [3, 0, 1, 2])[:, :, None, None]
+    near = band.windows(tf.transpose(tf.reshape(b, [-1, h, w, f]), [3, 0, 1, 2]), radius)
+    if mode == "cross":
+        a, near = a[:, :, None], near[:, None]  # (F, n1, 1, ...) and (F, 1, n2, ...)
+    cov = tf.reduce_sum(a * near, axis=0) if f > 1 else (a * near)[0]
+    return cov[:, None] if mode == "zipped" else cov
 
 
 def check_input_shape(per_example_shape) -> Shape:

@@ -1,7 +1,7 @@
 """The immutable kernel value that flows through a network's layers.
 
 A `Kernel` holds the NNGP covariance K and the NTK Theta of the current layer's
-pre-activations, in one of three spatial layouts chosen once per network (see `Layout`),
+pre-activations, in one of four spatial layouts chosen per network and input shape (see `Layout`),
 either for every *pair* of inputs of two batches (``batch_ndim=2``, the "cross" kernel) or
 for every input with *itself* (``batch_ndim=1``, the "self" kernel, whose position-diagonal
 gives the variances that the nonlinearities need):
@@ -12,7 +12,11 @@ layout     cross ``nngp``/``ntk``         self ``nngp``           meaning
 FLAT       ``(n1, n2)``                   ``(n,)``                no spatial axes
 DIAG       ``(n1, n2, H, W)``             ``(n, H, W)``           K(x, x')(p, p) only
 FULL       ``(n1, n2, H, W, H, W)``       ``(n, H, W, H, W)``     K(x, x')(p, q), all pairs
+BAND       ``(n1, n2, Bh, Bw, H, W)``     ``(n, Bh, Bw, H, W)``   K(x, x')(p, p + d), |d| <= r
 =========  ===========================  =====================  ===========================
+
+BAND keeps the pairs of positions within ``r = (r_h, r_w)`` of each other
+(``Bh = 2 r_h + 1``), all that a Flatten readout after pooling needs (`tfkip.kernels.band`).
 
 A network computes the self kernels of ``x1`` and ``x2`` first (cost linear in n) and
 hands each nonlinearity of the cross pass the variances it needs in ``variances``:
@@ -38,6 +42,7 @@ class Layout(enum.Enum):
     FLAT = "flat"
     DIAG = "diag"
     FULL = "full"
+    BAND = "band"
 
 
 @dataclasses.dataclass(frozen=True)

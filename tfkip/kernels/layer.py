@@ -31,6 +31,11 @@ class Layer(abc.ABC):
         """Layout this layer needs at its input to produce ``output_layout``."""
         return output_layout
 
+    def input_band(self, output_radius):
+        """Offsets ``(r_h, r_w)`` this layer needs at its input (`tfkip.kernels.band`) so
+        that its output holds those within ``output_radius``; None for all of them."""
+        return output_radius
+
     def output_layout(self, input_layout: Layout) -> Layout:
         """Layout this layer produces from ``input_layout``."""
         return input_layout

@@ -28,7 +28,7 @@ from tfkip.checks import (
     check_std,
     check_window,
 )
-from tfkip.kernels import spatial
+from tfkip.kernels import band, spatial
 from tfkip.kernels.kernel import Kernel, Layout, Shape
 from tfkip.kernels.layer import Layer, require_spatial, scale_add
 
@@ -57,22 +57,22 @@ class _Affine(Layer):
         b2 = 0.0 if self.b_std is None else self.b_std**2
         nngp = scale_add(a[0], w2, b2)
         state = kernel.ntk_state
-        if state == "none":
-            return kernel.replace(values=nngp[None], shape=self.output_shape(kernel.shape))
-        if self.parameterization == "ntk":
-            if state == "zero":  # Theta = K: one tensor, not two equal ones
-                return kernel.replace(
-                    values=nngp[None], ntk_state="nngp", shape=self.output_shape(kernel.shape)
-                )
-            ntk = nngp
+        shape = self.output_shape(kernel.shape)
+        if state == "none" or (self.parameterization == "ntk" and state == "zero"):
+            # Theta = K after a first affine layer: one tensor, not two equal ones.
+            values, state = nngp[None], "none" if state == "none" else "nngp"
         else:
-            bias_term = 0.0 if self.b_std is None else 1.0
-            ntk = scale_add(a[0], float(self._fan_in(kernel.shape)), bias_term)
-        if state in ("tensor", "nngp"):  # a[-1]: the mapped NTK (a[0] itself under "nngp")
-            ntk = ntk + a[-1] * tf.constant(w2, a.dtype)
-        return kernel.replace(
-            values=tf.stack([nngp, ntk]), ntk_state="tensor", shape=self.output_shape(kernel.shape)
-        )
+            if self.parameterization == "ntk":
+                ntk = nngp
+            else:
+                bias_term = 0.0 if self.b_std is None else 1.0
+                ntk = scale_add(a[0], float(self._fan_in(kernel.shape)), bias_term)
+            if state in ("tensor", "nngp"):  # a[-1]: the mapped NTK (a[0] itself under "nngp")
+                ntk = ntk + a[-1] * tf.constant(w2, a.dtype)
+            values, state = tf.stack([nngp, ntk]), "tensor"
+        if kernel.layout == Layout.BAND:  # offsets outside the image stay 0 (`band.mask`)
+            values = values * band.mask(shape.spatial, band.radius_of(values), values.dtype)
+        return kernel.replace(values=values, ntk_state=state, shape=shape)
 
 
 class Dense(_Affine):
@@ -168,10 +168,17 @@ class Conv(_Affine):
     def _fan_in(self, shape: Shape) -> int:
         return shape.channels * self.filter_shape[0] * self.filter_shape[1]
 
+    def input_band(self, output_radius):
+        if output_radius is None:
+            return None
+        return tuple(s * r for s, r in zip(self.strides, output_radius))
+
     def _linear_map(self, kernel: Kernel) -> Callable[[tf.Tensor], tf.Tensor]:
         geometry = self._geometry(kernel.shape)
         norm = 1.0 / (self.filter_shape[0] * self.filter_shape[1])
-        if kernel.layout == Layout.FULL:
+        if kernel.layout == Layout.BAND:  # positions only; every offset on its own
+            axis_groups = ((-2,), (-1,))
+        elif kernel.layout == Layout.FULL:
             axis_groups = ((-4, -2), (-3, -1))
         elif kernel.layout == Layout.DIAG:
             axis_groups = ((-2,), (-1,))
@@ -186,6 +193,8 @@ class Conv(_Affine):
         ]
 
         def linear_map(x: tf.Tensor) -> tf.Tensor:
+            if kernel.layout == Layout.BAND:
+                x = band.conv_offsets(x, self.strides)
             return spatial.window_sum(x, groups) * tf.constant(norm, x.dtype)
 
         return linear_map

@@ -4,7 +4,11 @@ The network decides once, at construction, which covariance layout every layer n
 (walking backwards from the flat readout: Flatten needs only per-position DIAG
 covariances, pooling needs the FULL position-by-position covariance, Conv/ReLU pass the
 requirement on), so a Conv+Flatten net costs O(H W) per input pair and only pooled nets
-pay O((H W)^2).
+pay O((H W)^2). Walking back the same way it finds which relative offsets of positions
+each layer needs (`Layer.input_band`): a pooled net read out by Flatten needs only a band
+of them, and for an input shape where that band is much smaller than all pairs
+(`Network.band_fraction`) its pooled layers use the BAND layout (`tfkip.kernels.band`):
+for the paper-2 ConvNet at 28x28, 225 instead of 784 entries per position.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfkip.kernels import tiling
+from tfkip.kernels import band, tiling
 from tfkip.kernels.inputs import as_float_tensor, check_input_shape, covariance
 from tfkip.kernels.kernel import Kernel, Layout, Shape
 from tfkip.kernels.layer import Layer
@@ -42,14 +46,27 @@ def _namedtuple(get: tuple[str, ...]):
 _without_autograph = tf.autograph.experimental.do_not_convert
 
 
+BAND_FRACTION = 0.5
+"""`Network.band_fraction`'s default: the BAND layout (`tfkip.kernels.band`) replaces FULL when
+it holds at most half as many entries (28x28 ConvNet: 0.29; 32x32: 0.22; 16x16: 0.88, FULL)."""
+
+
 class Network:
     """A serial composition of kernel layers (build it with `serial`).
 
     Attributes:
       layers: the flat tuple of layers.
       layouts: the covariance layout at the input of each layer for image inputs,
-        decided once here (`Layout.FLAT` everywhere for flat-vector inputs).
+        decided once here (`Layout.FLAT` everywhere for flat-vector inputs). FULL means
+        pairs of positions: held as FULL or BAND, per input shape (`layout_plan`).
+      bands: the radius ``(r_h, r_w)`` of relative offsets each layer needs at its input
+        (`Layer.input_band`), None where it needs every pair of positions.
+      band_fraction: FULL layers use BAND when, summed over them, it holds at most this
+        fraction of FULL's entries (`BAND_FRACTION`); 0 never uses BAND, ``math.inf``
+        always where the readout allows. The kernels are the same either way.
     """
+
+    band_fraction = BAND_FRACTION
 
     def __init__(self, layers: Sequence[Layer]):
         flat: list[Layer] = []
@@ -67,6 +84,7 @@ class Network:
             raise ValueError("serial() needs at least one layer. Received: no layers")
         self.layers = tuple(flat)
         self.layouts = self._plan()
+        self.bands = self._plan_bands()
 
     def _plan(self) -> tuple[Layout, ...]:
         """Input layout of every layer for image inputs (backwards from a flat output)."""
@@ -76,6 +94,43 @@ class Network:
             needed = layer.input_layout(needed)
             layouts.append(needed)
         return tuple(reversed(layouts))
+
+    def _plan_bands(self) -> tuple:
+        """Radius of offsets every layer needs at its input (backwards from the output)."""
+        needed = None
+        radii = []
+        for layer in reversed(self.layers):
+            needed = layer.input_band(needed)
+            radii.append(needed)
+        return tuple(reversed(radii))
+
+    def layout_plan(self, per_example_shape) -> tuple[tuple[Layout, tuple | None], ...]:
+        """``(layout, radius)`` at the input of every layer for inputs of this shape.
+
+        `layouts`, with FULL turned into BAND (radius from `bands`) when every FULL layer
+        has a band and the band's entries, summed over those layers, are at most
+        `band_fraction` of FULL's; radius None for the other layouts.
+        """
+        shape = check_input_shape(per_example_shape)
+        if shape.is_flat:
+            return tuple((Layout.FLAT, None) for _ in self.layers)
+        full, band_entries, full_entries = [], 0, 0
+        for i, (layer, layout, radius) in enumerate(zip(self.layers, self.layouts, self.bands)):
+            if layout == Layout.FULL:
+                full.append(i)
+                if radius is not None:
+                    band_entries += band.entries(shape.spatial, radius)
+                full_entries += math.prod(shape.spatial) ** 2
+            shape = layer.output_shape(shape)
+        use_band = (
+            bool(full)
+            and all(self.bands[i] is not None for i in full)
+            and band_entries <= self.band_fraction * full_entries
+        )
+        return tuple(
+            (Layout.BAND, radius) if use_band and i in full else (layout, None)
+            for i, (layout, radius) in enumerate(zip(self.layouts, self.bands))
+        )
 
     @property
     def flat_variances(self) -> bool:
@@ -352,8 +407,7 @@ class Network:
         for layer, layout in layers:
             kernel = _to_layout(kernel, layout)
             if layer.needs_variances:
-                nngp = kernel.nngp
-                variances.append(full_to_diag(nngp) if kernel.layout == Layout.FULL else nngp)
+                variances.append(_position_diagonal(kernel))
             kernel = layer.apply(kernel)
         return variances
 
@@ -391,9 +445,10 @@ class Network:
         kernel and the layers still to apply (a first Flatten, or a first Conv of a pooled
         network, is applied here).
         """
-        layers = list(zip(self.layers, self.layouts))
+        plan = self.layout_plan(x1.shape[1:])
+        layers = [(layer, layout) for layer, (layout, _) in zip(self.layers, plan)]
         shape = check_input_shape(x1.shape[1:])
-        layout = Layout.FLAT if shape.is_flat else self.layouts[0]
+        layout, radius = plan[0]
         mode = "self" if x2 is None else "zipped" if zipped else "cross"
         if not shape.is_flat and isinstance(self.layers[0], Flatten):
             # Flatten first: <x, x'> / (H W C) directly, same value as mean_p K(p, p).
@@ -401,7 +456,9 @@ class Network:
         first_conv = layout == Layout.FULL and isinstance(self.layers[0], Conv)
         if first_conv:
             # The first conv's linear map from image patches: one matmul over fh fw C
-            # features instead of a window sum over the input covariance.
+            # features instead of a window sum over the input covariance. (A BAND
+            # covariance is cheaper as C products of pixels and the conv's window sum:
+            # the patches' fh fw C products per entry cost more than that sum.)
             conv = self.layers[0]
             a, b = conv.patches(x1), None if x2 is None else conv.patches(x2)
             spatial = conv.output_shape(shape).spatial
@@ -411,7 +468,7 @@ class Network:
             features = math.prod(x1.shape[1:]) // positions  # static: a validated shape
             a = tf.reshape(x1, [-1, positions, features])
             b = None if x2 is None else tf.reshape(x2, [-1, positions, features])
-        cov = covariance(a, b, mode, layout, spatial)
+        cov = covariance(a, b, mode, layout, spatial, radius)
         scale = 1.0 / (a.shape[-1] if first_conv else shape.channels)
         kernel = Kernel(
             values=(cov * tf.constant(scale, cov.dtype))[None],
@@ -440,9 +497,19 @@ def serial(*layers: Layer) -> Network:
 
 def _to_layout(kernel: Kernel, layout: Layout) -> Kernel:
     """Drops the off-diagonal positions when a layer needs only DIAG (after pooling)."""
-    if kernel.layout == Layout.FULL and layout == Layout.DIAG:
-        return kernel.map_linear(full_to_diag).replace(layout=Layout.DIAG)
+    if kernel.layout in (Layout.FULL, Layout.BAND) and layout == Layout.DIAG:
+        to_diag = full_to_diag if kernel.layout == Layout.FULL else band.center
+        return kernel.map_linear(to_diag).replace(layout=Layout.DIAG)
     return kernel
+
+
+def _position_diagonal(kernel: Kernel) -> tf.Tensor:
+    """The NNGP of every position with itself: ``(n, H, W)``, or ``(n,)`` when flat."""
+    if kernel.layout == Layout.FULL:
+        return full_to_diag(kernel.nngp)
+    if kernel.layout == Layout.BAND:
+        return band.center(kernel.nngp)
+    return kernel.nngp
 
 
 def _dense(value, like):

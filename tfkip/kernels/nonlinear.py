@@ -24,7 +24,7 @@ import tensorflow as tf
 from tensorflow.compiler.tf2xla.python import xla as tfxla
 
 from tfkip.checks import check_std
-from tfkip.kernels import spatial
+from tfkip.kernels import band, spatial
 from tfkip.kernels.kernel import Kernel, Layout, Shape
 from tfkip.kernels.layer import Layer
 
@@ -33,6 +33,9 @@ class _Pointwise(Layer):
     """Shared bookkeeping: broadcasting the variances to each layout."""
 
     needs_variances = True
+    zero_outside = False
+    """Whether a zero variance (a position outside the image, `band`) maps to a zero
+    kernel, so that BAND entries outside the image stay 0 without a mask."""
 
     def output_shape(self, shape: Shape) -> Shape:
         return shape
@@ -69,14 +72,30 @@ class _Pointwise(Layer):
                 # folds into a constant of the whole kernel's size when the pairs are
                 # static (memory, and compilation time, of a kernel-sized constant).
                 same = (same[:, :, None, None, None, None], eye[None, None])
-        full = kernel.layout == Layout.FULL
+        elif kernel.layout == Layout.BAND:
+            # v2 at the offset position p + d; 0 outside the image, where the band is 0.
+            radius = band.radius_of(kernel.values)
+            v1, v2 = v1[..., None, None, :, :], band.windows(v2, radius)
+            if same is not None:
+                same = (same[:, :, None, None, None, None], band.center_indicator(radius))
+        full = kernel.layout in (Layout.FULL, Layout.BAND)
         ntk_is_nngp = kernel.ntk_state == "nngp"
         values = self._map(kernel.values, v1, v2, same, full, ntk_is_nngp)
+        if kernel.layout == Layout.BAND and not self.zero_outside:
+            values = values * band.mask(kernel.shape.spatial, band.radius_of(values), values.dtype)
         state = "tensor" if ntk_is_nngp else kernel.ntk_state
         return kernel.replace(values=values, ntk_state=state, variances=None)
 
     def _apply_self(self, kernel: Kernel) -> tf.Tensor:
         cov = kernel.nngp
+        if kernel.layout == Layout.BAND:
+            d, radius = band.center(cov), band.radius_of(cov)
+            same = band.center_indicator(radius)
+            v1, v2 = d[..., None, None, :, :], band.windows(d, radius)
+            out = self._map(cov[None], v1, v2, same, True)[0]
+            if not self.zero_outside:
+                out = out * band.mask(kernel.shape.spatial, radius, out.dtype)
+            return out
         if kernel.layout != Layout.FULL:
             return self._self(cov)  # every entry pairs a position with itself
         d = spatial.full_to_diag(cov)
@@ -86,6 +105,8 @@ class _Pointwise(Layer):
 
 class Relu(_Pointwise):
     """ReLU: the arc-cosine kernel of degree 1 (see module docstring and `relu_map`)."""
+
+    zero_outside = True  # K = sqrt(v1 v2) (...) and T = Theta j0 with Theta = 0 there
 
     def _map(self, values, v1, v2, same, full=False, ntk_is_nngp=False):
         return relu_map(values, v1, v2, same, recompute=full, ntk_is_nngp=ntk_is_nngp)

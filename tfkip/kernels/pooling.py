@@ -14,7 +14,7 @@ from typing import Any
 import tensorflow as tf
 
 from tfkip.checks import check_padding, check_window
-from tfkip.kernels import spatial
+from tfkip.kernels import band, spatial
 from tfkip.kernels.kernel import Kernel, Layout, Shape
 from tfkip.kernels.layer import Layer, require_spatial
 
@@ -57,11 +57,26 @@ class AvgPool(Layer):
     def output_layout(self, input_layout: Layout) -> Layout:
         return Layout.FULL
 
+    def input_band(self, output_radius):
+        if output_radius is None:
+            return None
+        return tuple(
+            s * r + w - 1 for s, r, w in zip(self.strides, output_radius, self.window_shape)
+        )
+
     def apply(self, kernel: Kernel) -> Kernel:
-        if kernel.layout != Layout.FULL:
-            raise ValueError("AvgPool needs the full position-by-position covariance.")
         geometry = self._geometry(kernel.shape)
         norm = 1.0 / (self.window_shape[0] * self.window_shape[1]) ** 2
+        if kernel.layout == Layout.BAND:
+            shape = self.output_shape(kernel.shape)
+
+            def pool_band(x):
+                y = band.pool(x, self.window_shape, self.strides, geometry)
+                return y * (band.mask(shape.spatial, band.radius_of(y), x.dtype) * norm)
+
+            return kernel.map_linear(pool_band).replace(shape=shape)
+        if kernel.layout != Layout.FULL:
+            raise ValueError("AvgPool needs the position-by-position covariance (FULL or BAND).")
 
         # One group per axis: each position's window is summed independently.
         groups = [
@@ -94,6 +109,9 @@ class GlobalAvgPool(Layer):
     def input_layout(self, output_layout: Layout) -> Layout:
         return Layout.FULL
 
+    def input_band(self, output_radius):
+        return None  # every pair of positions
+
     def output_layout(self, input_layout: Layout) -> Layout:
         return Layout.FLAT
 
@@ -124,6 +142,9 @@ class Flatten(Layer):
     def input_layout(self, output_layout: Layout) -> Layout:
         return Layout.DIAG
 
+    def input_band(self, output_radius):
+        return 0, 0
+
     def output_layout(self, input_layout: Layout) -> Layout:
         return Layout.FLAT
 
@@ -132,6 +153,8 @@ class Flatten(Layer):
             return kernel.replace(shape=self.output_shape(kernel.shape))
         if kernel.layout == Layout.FULL:
             kernel = kernel.map_linear(spatial.full_to_diag)
+        elif kernel.layout == Layout.BAND:
+            kernel = kernel.map_linear(band.center)
         return kernel.map_linear(lambda x: tf.reduce_mean(x, axis=(-2, -1))).replace(
             layout=Layout.FLAT, shape=self.output_shape(kernel.shape)
         )

@@ -28,6 +28,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from tfkip.kernels import band
 from tfkip.kernels.inputs import check_input_shape
 from tfkip.kernels.kernel import Layout
 from tfkip.kernels.pairs import gather_pairs, symmetric_pairs
@@ -70,7 +71,7 @@ def pair_bytes(network, per_example_shape, itemsize: int, forward_only: bool = F
     ``forward_only``, `LIVE_COPIES` otherwise), in bytes."""
     full = FORWARD_FULL_LIVE_COPIES if forward_only else FULL_LIVE_COPIES
     return itemsize * max(
-        entries * (full if layout == Layout.FULL else LIVE_COPIES)
+        entries * (full if layout in (Layout.FULL, Layout.BAND) else LIVE_COPIES)
         for entries, layout in _layer_entries(network, per_example_shape)
     )
 
@@ -81,10 +82,12 @@ def _layer_entries(network, per_example_shape) -> list[tuple[int, Layout]]:
     if isinstance(network.layers[0], Flatten):
         return [(1, Layout.FLAT)]  # the input kernel is computed flat (`Network._input_kernel`)
     out = [(1, Layout.FLAT)]
-    for layer, layout in zip(network.layers, network.layouts):
+    for layer, (layout, radius) in zip(network.layers, network.layout_plan(per_example_shape)):
         positions = math.prod(shape.spatial) if shape.spatial else 1
         if layout == Layout.FULL:
             out.append((positions * positions, layout))
+        elif layout == Layout.BAND:
+            out.append((band.entries(shape.spatial, radius), layout))
         elif layout == Layout.DIAG:
             out.append((positions, layout))
         shape = layer.output_shape(shape)

@@ -1,0 +1,221 @@
+"""The BAND layout (`tfkip.kernels.band`): the same kernels and gradients as FULL.
+
+Pooled networks read out by Flatten hold only the position pairs within the radius their
+readout needs. Here BAND is forced (``band_fraction = inf``) or forbidden (``0``) on the
+same network: the neural-tangents fixtures are reproduced with BAND at their tolerances,
+BAND equals FULL in float64 for every conv / pool geometry (strides, VALID / SAME, overlapping
+and odd-sized windows, non-square images), cross, self and KIP kernels, and its gradients
+equal central finite differences.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfkip import architectures
+from tfkip.kernels import Layout, band
+from tfkip.kernels.network import BAND_FRACTION, Network
+from tfkip.kernels.tiling import pair_entries
+
+from . import test_gradients as grads
+from .helpers import (
+    FIXTURE_NAMES,
+    FLATTEN,
+    GAP,
+    RELU,
+    assert_rel,
+    assert_self_kernel,
+    build,
+    conv,
+    dense,
+    erf,
+    fixture_network,
+    has_relu,
+    load_fixture,
+    pool,
+    randn,
+    rel_err,
+)
+
+GETS = ("nngp", "ntk")
+
+
+def _banded(net: Network) -> Network:
+    net.band_fraction = math.inf
+    return net
+
+
+def _full(net: Network) -> Network:
+    net.band_fraction = 0.0
+    return net
+
+
+def _uses_band(net: Network, per_example_shape) -> bool:
+    return any(layout == Layout.BAND for layout, _ in net.layout_plan(per_example_shape))
+
+
+BAND_FIXTURES = [
+    name
+    for name in FIXTURE_NAMES
+    if _uses_band(_banded(fixture_network(name)), load_fixture(name)["x1"].shape[1:])
+]
+
+
+def test_pooled_flatten_fixtures_can_use_band():
+    assert len(BAND_FIXTURES) >= 2, BAND_FIXTURES
+
+
+@pytest.mark.parametrize("name", BAND_FIXTURES)
+def test_fixtures_with_band(name):
+    z, net = load_fixture(name), _banded(fixture_network(name))
+    cross = net.kernel_fn(z["x1"], z["x2"], get=GETS)
+    own = net.kernel_fn(z["x1"], None, get=GETS)
+    x1, x2 = z["x1"].astype(np.float32), z["x2"].astype(np.float32)
+    cross32 = net.kernel_fn(x1, x2, get=GETS)
+    own32 = net.kernel_fn(x1, None, get=GETS)
+    diag_rtol = 1e-3 if has_relu(z["arch"]) else 1e-4
+    for g in GETS:
+        assert_rel(getattr(cross, g), z[g], 1e-10, f"{name} {g}")
+        assert_self_kernel(getattr(own, g).numpy(), z[f"{g}_11"], 1e-10, 1e-7, f"{name} {g}_11")
+        assert_rel(getattr(cross32, g), z[g], 1e-4, f"{name} float32 {g}")
+        assert_self_kernel(getattr(own32, g), z[f"{g}_11"], 1e-4, diag_rtol, f"{name} f32 {g}_11")
+
+
+# name -> (b_std -> layers before the Flatten readout, per-example image shape): the conv
+# and pool geometries the band must follow.
+GEOMETRIES = {
+    "convnet_like": (lambda b: [conv(b_std=b), RELU, conv(b_std=b), RELU, pool()], (9, 7, 2)),
+    "strided_conv": (
+        lambda b: [conv(strides=(2, 1), b_std=b), RELU]
+        + [conv((3, 2), strides=(1, 2), padding="VALID", b_std=b), RELU, pool()],
+        (15, 18, 1),
+    ),
+    "overlapping_pool": (lambda b: [conv(b_std=b), RELU, pool((3, 2), (1, 1)), RELU], (8, 6, 2)),
+    "same_pool": (
+        lambda b: [conv((2, 3), b_std=b), erf(2.0, 0.5, 0.3), pool((3, 3), (2, 2), "SAME")],
+        (9, 9, 1),
+    ),
+    "two_pools": (
+        lambda b: [conv(b_std=b), RELU, pool(), conv(b_std=b), RELU]
+        + [pool((2, 3), (2, 3)), conv((1, 1), b_std=b), RELU],
+        (12, 13, 1),
+    ),
+}
+
+
+def _geometry_net(name: str, b_std=0.1):
+    layers, shape = GEOMETRIES[name]
+    return build([*layers(b_std), FLATTEN, dense(b_std=b_std)]), shape
+
+
+@pytest.mark.parametrize("name", sorted(GEOMETRIES))
+def test_band_equals_full(name):
+    (net, shape), (full, _) = _geometry_net(name), _geometry_net(name)
+    _banded(net), _full(full)
+    assert _uses_band(net, shape) and not _uses_band(full, shape)
+    x1, x2 = randn(0, 3, *shape), randn(1, 4, *shape)
+    for args in ((x1, x2), (x1, None)):
+        got, want = net.kernel_fn(*args, get=GETS), full.kernel_fn(*args, get=GETS)
+        for g in GETS:
+            assert rel_err(getattr(got, g), getattr(want, g)) <= 1e-13, (name, g, args[1] is None)
+    got, want = net.kip_kernel_fn(x1, x2, get=GETS), full.kip_kernel_fn(x1, x2, get=GETS)
+    for k in range(2):
+        for g in GETS:
+            assert rel_err(getattr(got[k], g), getattr(want[k], g)) <= 1e-13, (name, k, g)
+    got = net.kernel_fn(x1.astype(np.float32), x2.astype(np.float32), get="ntk")
+    assert rel_err(got, full.kernel_fn(x1, x2, get="ntk")) <= 1e-5, name
+
+
+def test_band_equals_full_in_tiles_and_under_jit():
+    net = _banded(architectures.get("convnet", 2))
+    full = _full(architectures.get("convnet", 2))
+    x1, x2 = randn(0, 5, 9, 9, 1), randn(1, 3, 9, 9, 1)
+    want = full.kernel_fn(x1, x2, get="ntk")
+    tiled = net.kernel_fn(x1, x2, get="ntk", batch_size=(2, 2))
+    jitted = tf.function(lambda a, b: net.kernel_fn(a, b, "ntk"), jit_compile=True)(x1, x2)
+    assert rel_err(tiled, want) <= 1e-13 and rel_err(jitted, want) <= 1e-12
+
+
+def test_self_variances_agree():
+    (net, shape), (full, _) = _geometry_net("two_pools"), _geometry_net("two_pools")
+    _banded(net), _full(full)
+    x = randn(3, 4, *shape)
+    for got, want in zip(net.self_variances(x), full.self_variances(x)):
+        assert got.shape == want.shape and rel_err(got, want) <= 1e-14
+
+
+@pytest.mark.parametrize("name", ["convnet_like", "strided_conv", "same_pool"])
+def test_band_gradients_equal_full_and_finite_differences(name):
+    (net, shape), (full, _) = _geometry_net(name), _geometry_net(name)
+    _banded(net), _full(full)
+    x1, x2 = randn(5, 2, *shape), randn(6, 2, *shape)
+    _, g1, g2 = grads._grads(net, x1, x2)
+    _, f1, f2 = grads._grads(full, x1, x2)
+    assert rel_err(g1, f1) <= 1e-12 and rel_err(g2, f2) <= 1e-12
+    d1, d2 = grads._directions(x1, 10), grads._directions(x2, 11)
+    grads._check_fd(g1, d1, grads._fd_side(net, x1, x2, d1, moving_first=True), f"{name} d/dx1")
+    grads._check_fd(g2, d2, grads._fd_side(net, x2, x1, d2, moving_first=False), f"{name} d/dx2")
+    _, g, _ = grads._grads(net, x1, None)
+    _, f, _ = grads._grads(full, x1, None)
+    assert rel_err(g, f) <= 1e-12
+    d = grads._directions(x1, 12)
+    grads._check_fd(g, d, grads._fd_side(net, x1, None, d, True, self_kernel=True), f"{name} self")
+
+
+def test_kip_gradient_with_band_equals_full():
+    """The KIP step's path: `kip_kernel_fn` (zipped pairs, planned tiles), KRR loss."""
+    x_s, x_t = randn(7, 3, 10, 10, 1), randn(8, 4, 10, 10, 1)
+
+    def loss_and_grad(net, batch_size):
+        x = tf.constant(x_s)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            k_ss, k_ts = net.kip_kernel_fn(x, x_t, "ntk", batch_size=batch_size)
+            ridge = k_ss + 1e-3 * tf.eye(3, dtype=x.dtype)
+            pred = k_ts @ tf.linalg.solve(ridge, tf.ones((3, 1), x.dtype))
+            loss = tf.reduce_sum(pred**2)
+        return loss.numpy(), tape.gradient(loss, x).numpy()
+
+    want = loss_and_grad(_full(architectures.get("convnet", 2)), None)
+    for batch_size in (None, 2):
+        got = loss_and_grad(_banded(architectures.get("convnet", 2)), batch_size)
+        assert abs(got[0] - want[0]) <= 1e-12 * abs(want[0])
+        assert rel_err(got[1], want[1]) <= 1e-11
+
+
+def test_plan_of_the_paper_convnet():
+    """Flatten needs offset 0; each 2x2/2 pool 2 r + 1 before it; convs keep the radius."""
+    net = architectures.get("convnet", 3)
+    assert net.band_fraction == BAND_FRACTION
+    assert net.bands[:11] == ((7, 7),) * 5 + ((3, 3),) * 3 + ((1, 1),) * 3
+    plan = net.layout_plan((28, 28, 1))
+    assert [layout for layout, _ in plan] == [Layout.BAND] * 11 + [Layout.DIAG, Layout.FLAT]
+    assert pair_entries(net, (28, 28, 1)) == 28 * 28 * 15 * 15
+    # 16x16: the band would hold 0.88 of FULL's entries; FULL is kept.
+    assert [layout for layout, _ in net.layout_plan((16, 16, 3))][:11] == [Layout.FULL] * 11
+    assert pair_entries(net, (16, 16, 3)) == 256**2
+
+
+def test_gap_readout_never_uses_band():
+    net = _banded(build([conv(), RELU, pool(), GAP, dense()]))
+    assert net.bands[0] is None and not _uses_band(net, (8, 8, 1))
+
+
+def test_windows_mask_and_center():
+    x = tf.reshape(tf.range(1.0, 13.0), (1, 3, 4))
+    near = band.windows(x, (1, 2)).numpy()  # (1, 3, 5, 3, 4)
+    assert near.shape == (1, 3, 5, 3, 4)
+    for i in range(3):
+        for j in range(5):
+            for h in range(3):
+                for w in range(4):
+                    q = (h + i - 1, w + j - 2)
+                    inside = 0 <= q[0] < 3 and 0 <= q[1] < 4
+                    assert near[0, i, j, h, w] == (x[0, q[0], q[1]] if inside else 0.0)
+    m = band.mask((3, 4), (1, 2), tf.float64).numpy()
+    np.testing.assert_array_equal(m, near[0] != 0)  # x has no zeros: 0 means outside
+    assert np.array_equal(band.center(tf.constant(near)).numpy(), x.numpy())
