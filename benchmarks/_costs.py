@@ -8,7 +8,8 @@ layers, padded copies and cache misses are not modelled: the bound is what a lay
 implementation that streams every tensor exactly once could reach, at best.
 
 Entries per input pair of one tensor: ``(H W)^2`` in the FULL layout (pooled networks),
-``H W`` in DIAG, 1 in FLAT; ``k`` tensors travel together (``k = 1`` for the NNGP alone or
+``H W (2 r_h + 1) (2 r_w + 1)`` in BAND (pooled networks read out by Flatten, where the
+band is smaller: `Network.layout_plan`), ``H W`` in DIAG, 1 in FLAT; ``k`` tensors travel together (``k = 1`` for the NNGP alone or
 while the NTK equals it, ``k = 2`` once the NTK is its own tensor; `tfkip.kernels.Kernel`).
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from tfkip.kernels import AvgPool, Conv, Dense, Erf, Flatten, GlobalAvgPool, Relu
+from tfkip.kernels import AvgPool, Conv, Dense, Erf, Flatten, GlobalAvgPool, Relu, band
 from tfkip.kernels.inputs import check_input_shape
 from tfkip.kernels.kernel import Layout
 
@@ -51,8 +52,10 @@ class Cost:
         return max(self.flops / flops_per_s, self.bytes / bytes_per_s)
 
 
-def _entries(spatial, layout: Layout) -> int:
+def _entries(spatial, layout: Layout, radius=None) -> int:
     positions = math.prod(spatial) if spatial else 1
+    if layout == Layout.BAND:
+        return band.entries(spatial, radius)
     if layout == Layout.FULL:
         return positions * positions
     if layout == Layout.DIAG:
@@ -69,14 +72,16 @@ def forward_costs(network, per_example_shape, dtype="float32", ntk=True) -> list
     """
     size = ITEMSIZE[dtype]
     shape = check_input_shape(per_example_shape)
-    layers = list(zip(network.layers, network.layouts))
+    plan = network.layout_plan(per_example_shape)
+    layers = [(layer, layout) for layer, (layout, _) in zip(network.layers, plan)]
+    radii = [radius for _, radius in plan] + [None]
     costs = []
     k = 1
     ntk_state = "zero" if ntk else "none"
     if isinstance(layers[0][0], Flatten):
         features = math.prod(per_example_shape)
         costs.append(Cost("input <x, x'>", "flat", 1, 2 * features, size * 2 * features))
-        shape, layers = layers[0][0].output_shape(shape), layers[1:]
+        shape, layers, radii = layers[0][0].output_shape(shape), layers[1:], radii[1:]
         layout = Layout.FLAT
     else:
         layout = layers[0][1]
@@ -86,19 +91,20 @@ def forward_costs(network, per_example_shape, dtype="float32", ntk=True) -> list
             e = _entries(out.spatial, layout)
             feats = first.filter_shape[0] * first.filter_shape[1] * shape.channels
             costs.append(Cost("input cov + Conv 1 (matmul)", "full", e, 2 * feats * e, size * e))
-            shape, layers = out, layers[1:]
+            shape, layers, radii = out, layers[1:], radii[1:]
             ntk_state = "nngp" if ntk else "none"
         else:
-            e = _entries(shape.spatial, layout)
+            e = _entries(shape.spatial, layout, radii[0])
             costs.append(Cost("input cov", layout.value, e, 2 * shape.channels * e, size * e))
     for index, (layer, layout) in enumerate(layers):
-        e_in = _entries(shape.spatial, layout)
+        e_in = _entries(shape.spatial, layout, radii[index])
         out_shape = layer.output_shape(shape)
-        name = f"{type(layer).__name__} {index + 2}"
+        out_radius = None if layout != Layout.BAND else _band_out(layer, radii[index])
+        name = f"{type(layer).__name__} {index + 1 + len(network.layers) - len(layers)}"
         if isinstance(layer, (Conv, Dense)):
             taps = math.prod(layer.filter_shape) if isinstance(layer, Conv) else 1
             out_layout = layout if out_shape.spatial else Layout.FLAT
-            e_out = _entries(out_shape.spatial, out_layout)
+            e_out = _entries(out_shape.spatial, out_layout, out_radius)
             k_out = 2 if ntk_state in ("tensor", "nngp") else 1
             if ntk_state == "zero" and layer.parameterization == "ntk":
                 k_out = 1
@@ -118,7 +124,7 @@ def forward_costs(network, per_example_shape, dtype="float32", ntk=True) -> list
                 ntk_state = "tensor"
             k = k_out
         elif isinstance(layer, AvgPool):
-            e_out = _entries(out_shape.spatial, layout)
+            e_out = _entries(out_shape.spatial, layout, out_radius)
             costs.append(Cost(name, layout.value, e_out, k * e_in, size * k * (e_in + e_out)))
         elif isinstance(layer, (Flatten, GlobalAvgPool)):
             costs.append(Cost(name, layout.value, 1, k * e_in, size * k * e_in))
@@ -126,6 +132,17 @@ def forward_costs(network, per_example_shape, dtype="float32", ntk=True) -> list
             raise ValueError(f"No cost model for {layer!r}")
         shape = out_shape
     return costs
+
+
+def _band_out(layer, radius):
+    """The radius of a BAND layer's output (`tfkip.kernels.band`)."""
+    if isinstance(layer, Conv):
+        return tuple(r // s for r, s in zip(radius, layer.strides))
+    if isinstance(layer, AvgPool):
+        return tuple(
+            (r - w + 1) // s for r, w, s in zip(radius, layer.window_shape, layer.strides)
+        )
+    return radius
 
 
 def backward_costs(network, per_example_shape, dtype="float32") -> list[Cost]:

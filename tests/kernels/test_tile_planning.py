@@ -29,6 +29,12 @@ def test_pair_bytes_count_the_live_copies_of_each_layout():
     convnet = architectures.get("convnet", 2)
     want = 64**2 * 8 * tiling.FULL_LIVE_COPIES  # its 8x8 FULL covariance dominates
     assert tiling.pair_bytes(convnet, x.shape[1:], 8) == want
+    # At 28x28 the ConvNet's 28x28 layers are BAND: 15 x 15 offsets of each position.
+    paper = architectures.get("convnet", 3)
+    band_entries = 28 * 28 * 15 * 15
+    assert tiling.pair_bytes(paper, (28, 28, 1), 4) == 4 * band_entries * tiling.BAND_LIVE_COPIES
+    forward = tiling.pair_bytes(paper, (28, 28, 1), 4, forward_only=True)
+    assert forward == 4 * band_entries * tiling.FORWARD_BAND_LIVE_COPIES
 
 
 def test_kernels_that_fit_are_not_tiled():

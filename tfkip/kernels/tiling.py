@@ -60,6 +60,19 @@ and nothing is kept for a reverse pass; measured from XLA's buffer assignment of
 preset ConvNet's forward, with a margin."""
 
 
+BAND_LIVE_COPIES = 36
+"""`FULL_LIVE_COPIES` for BAND covariances (`tfkip.kernels.band`). Their reverse pass holds
+more copies of its (smaller) tensors: each pair's neighbourhood variances, and the
+adjoints of the band's pooling and of those neighbourhoods as separate padded tensors.
+33 per pair measured from XLA's buffer assignment of the ConvNet's KIP step at 28x28 (the
+difference between tiles of 16 and 32 pairs), with a margin; about the bytes per pair of
+the FULL step, over 3.5x fewer entries."""
+
+FORWARD_BAND_LIVE_COPIES = 7
+"""`FORWARD_FULL_LIVE_COPIES` for BAND covariances: 6 per pair measured as above for the
+forward pass alone, with a margin."""
+
+
 def pair_entries(network, per_example_shape) -> int:
     """Largest number of covariance entries one input pair needs at any layer."""
     return max(entries for entries, _ in _layer_entries(network, per_example_shape))
@@ -67,11 +80,14 @@ def pair_entries(network, per_example_shape) -> int:
 
 def pair_bytes(network, per_example_shape, itemsize: int, forward_only: bool = False) -> int:
     """Working memory of one input pair: the largest covariance times its live copies
-    (`FULL_LIVE_COPIES` for a FULL layout, `FORWARD_FULL_LIVE_COPIES` with
-    ``forward_only``, `LIVE_COPIES` otherwise), in bytes."""
-    full = FORWARD_FULL_LIVE_COPIES if forward_only else FULL_LIVE_COPIES
+    (`FULL_LIVE_COPIES` / `BAND_LIVE_COPIES` for a FULL / BAND layout, their ``FORWARD_``
+    counterparts with ``forward_only``, `LIVE_COPIES` otherwise), in bytes."""
+    copies = {
+        Layout.FULL: FORWARD_FULL_LIVE_COPIES if forward_only else FULL_LIVE_COPIES,
+        Layout.BAND: FORWARD_BAND_LIVE_COPIES if forward_only else BAND_LIVE_COPIES,
+    }
     return itemsize * max(
-        entries * (full if layout in (Layout.FULL, Layout.BAND) else LIVE_COPIES)
+        entries * copies.get(layout, LIVE_COPIES)
         for entries, layout in _layer_entries(network, per_example_shape)
     )
 
