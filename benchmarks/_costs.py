@@ -9,8 +9,9 @@ implementation that streams every tensor exactly once could reach, at best.
 
 Entries per input pair of one tensor: ``(H W)^2`` in the FULL layout (pooled networks),
 ``H W (2 r_h + 1) (2 r_w + 1)`` in BAND (pooled networks read out by Flatten, where the
-band is smaller: `Network.layout_plan`), ``H W`` in DIAG, 1 in FLAT; ``k`` tensors travel together (``k = 1`` for the NNGP alone or
-while the NTK equals it, ``k = 2`` once the NTK is its own tensor; `tfkip.kernels.Kernel`).
+band is smaller: `Network.layout_plan`), ``H W`` in DIAG, 1 in FLAT; ``k`` tensors travel
+together (``k = 1`` for the NNGP alone or while the NTK equals it, ``k = 2`` once the NTK
+is its own tensor; `tfkip.kernels.Kernel`).
 """
 
 from __future__ import annotations
@@ -139,9 +140,7 @@ def _band_out(layer, radius):
     if isinstance(layer, Conv):
         return tuple(r // s for r, s in zip(radius, layer.strides))
     if isinstance(layer, AvgPool):
-        return tuple(
-            (r - w + 1) // s for r, w, s in zip(radius, layer.window_shape, layer.strides)
-        )
+        return tuple((r - w + 1) // s for r, w, s in zip(radius, layer.window_shape, layer.strides))
     return radius
 
 

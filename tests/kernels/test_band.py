@@ -90,8 +90,10 @@ def test_fixtures_with_band(name):
 GEOMETRIES = {
     "convnet_like": (lambda b: [conv(b_std=b), RELU, conv(b_std=b), RELU, pool()], (9, 7, 2)),
     "strided_conv": (
-        lambda b: [conv(strides=(2, 1), b_std=b), RELU]
-        + [conv((3, 2), strides=(1, 2), padding="VALID", b_std=b), RELU, pool()],
+        lambda b: (
+            [conv(strides=(2, 1), b_std=b), RELU]
+            + [conv((3, 2), strides=(1, 2), padding="VALID", b_std=b), RELU, pool()]
+        ),
         (15, 18, 1),
     ),
     "overlapping_pool": (lambda b: [conv(b_std=b), RELU, pool((3, 2), (1, 1)), RELU], (8, 6, 2)),
@@ -100,8 +102,10 @@ GEOMETRIES = {
         (9, 9, 1),
     ),
     "two_pools": (
-        lambda b: [conv(b_std=b), RELU, pool(), conv(b_std=b), RELU]
-        + [pool((2, 3), (2, 3)), conv((1, 1), b_std=b), RELU],
+        lambda b: (
+            [conv(b_std=b), RELU, pool(), conv(b_std=b), RELU]
+            + [pool((2, 3), (2, 3)), conv((1, 1), b_std=b), RELU]
+        ),
         (12, 13, 1),
     ),
 }

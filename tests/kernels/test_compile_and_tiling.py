@@ -7,7 +7,6 @@ import pytest
 import tensorflow as tf
 
 from tfkip import architectures
-from tfkip.kernels.network import BAND_FRACTION
 from tfkip.kernels import (
     AvgPool,
     Conv,
@@ -19,6 +18,7 @@ from tfkip.kernels import (
     Relu,
     serial,
 )
+from tfkip.kernels.network import BAND_FRACTION
 
 from .helpers import (
     FLATTEN,
