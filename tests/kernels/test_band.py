@@ -126,10 +126,13 @@ def test_band_equals_full(name):
         got, want = net.kernel_fn(*args, get=GETS), full.kernel_fn(*args, get=GETS)
         for g in GETS:
             assert rel_err(getattr(got, g), getattr(want, g)) <= 1e-13, (name, g, args[1] is None)
-    got, want = net.kip_kernel_fn(x1, x2, get=GETS), full.kip_kernel_fn(x1, x2, get=GETS)
-    for k in range(2):
-        for g in GETS:
-            assert rel_err(getattr(got[k], g), getattr(want[k], g)) <= 1e-13, (name, k, g)
+    want = full.kip_kernel_fn(x1, x2, get=GETS)
+    for forward_only in (False, True):  # zipped pairs; two calls (cross K_ts) without gradient
+        got = net.kip_kernel_fn(x1, x2, get=GETS, forward_only=forward_only)
+        for k in range(2):
+            for g in GETS:
+                err = rel_err(getattr(got[k], g), getattr(want[k], g))
+                assert err <= 1e-13, (name, forward_only, k, g)
     got = net.kernel_fn(x1.astype(np.float32), x2.astype(np.float32), get="ntk")
     assert rel_err(got, full.kernel_fn(x1, x2, get="ntk")) <= 1e-5, name
 
