@@ -226,3 +226,35 @@ def test_windows_mask_and_center():
     m = band.mask((3, 4), (1, 2), tf.float64).numpy()
     np.testing.assert_array_equal(m, near[0] != 0)  # x has no zeros: 0 means outside
     assert np.array_equal(band.center(tf.constant(near)).numpy(), x.numpy())
+
+
+@pytest.mark.parametrize(
+    "stride, r_out, lengths", [(2, 3, (14, 15)), (3, 1, (9, 11)), (2, 0, (5, 4))]
+)
+def test_block_pool_adjoint_equals_autodiff(stride, r_out, lengths):
+    """`band.pool`'s hand-written adjoint for non-overlapping windows (w = s, VALID, odd
+    lengths leaving trailing positions no window reaches) against autodiff of its slices."""
+    r_in = stride * r_out + stride - 1
+    rng = np.random.default_rng(stride)
+    x = tf.constant(rng.standard_normal((2, 3, 2 * r_in + 1, 2 * r_in + 1, *lengths)))
+    geometry = [((n - stride) // stride + 1, 0, 0) for n in lengths]
+    window = (stride, stride)
+    y = band.pool(x, window, window, geometry)
+    dy = tf.constant(rng.standard_normal(y.shape))
+
+    def plain(x):
+        rank = x.shape.rank
+        for k, g in enumerate(geometry):
+            x = band._pool_axis(x, (rank - 4 + k, rank - 2 + k), stride, stride, g)
+        return x
+
+    for fn in (lambda t: band.pool(t, window, window, geometry), plain):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = fn(x)
+        if fn is plain:
+            want = tape.gradient(out, x, output_gradients=dy)
+            np.testing.assert_array_equal(out.numpy(), y.numpy())
+        else:
+            got = tape.gradient(out, x, output_gradients=dy)
+    assert rel_err(got, want) <= 1e-15

@@ -95,25 +95,76 @@ def pool(x: tf.Tensor, windows_, strides, geometry) -> tf.Tensor:
     ``r_out = (r_in - w + 1) // s`` (the radius `Layer.input_band` planned is exactly
     ``s r_out + w - 1``). ``geometry`` holds ``(out_len, lo, hi)`` per axis. One pass per
     axis (the h pair, then the w pair), each a sum of ``w^2`` strided slices of the
-    position-padded tensor; autodiff gives the adjoint. Entries whose offset position lies
-    outside the image are not zeroed here (`mask`).
+    position-padded tensor; its adjoint is autodiff's, or `_block_pool_adjoint` for
+    non-overlapping windows. Entries whose offset position lies outside the image are not
+    zeroed here (`mask`).
     """
     rank = x.shape.rank
     for k, (w, s, (out_len, lo, hi)) in enumerate(zip(windows_, strides, geometry)):
-        offset, position = rank - 4 + k, rank - 2 + k
-        r_in = (x.shape[offset] - 1) // 2
-        r_out = (r_in - w + 1) // s
-        paddings = [[0, 0]] * rank
-        paddings[position] = [lo, hi]
-        padded = tf.pad(x, paddings) if (lo, hi) != (0, 0) else x
-        total = None
-        for a in range(w):
-            for b in range(w):
-                index = [slice(None)] * rank
-                index[position] = slice(a, a + s * (out_len - 1) + 1, s)
-                start = r_in - s * r_out + b - a
-                index[offset] = slice(start, start + 2 * s * r_out + 1, s)
-                term = padded[tuple(index)]
-                total = term if total is None else total + term
-        x = total
+        axes = (rank - 4 + k, rank - 2 + k)
+        if w == s and (lo, hi) == (0, 0):
+            x = _block_pool(x, axes, s, out_len)
+        else:
+            x = _pool_axis(x, axes, w, s, (out_len, lo, hi))
     return x
+
+
+def _pool_axis(x, axes, w, s, geometry):
+    """One axis pair of `pool`: ``sum_{a, b < w} x[s D + b - a + c, s P + a - lo]``."""
+    rank, (offset, position), (out_len, lo, hi) = x.shape.rank, axes, geometry
+    r_in = (x.shape[offset] - 1) // 2
+    r_out = (r_in - w + 1) // s
+    paddings = [[0, 0]] * rank
+    paddings[position] = [lo, hi]
+    padded = tf.pad(x, paddings) if (lo, hi) != (0, 0) else x
+    total = None
+    for a in range(w):
+        for b in range(w):
+            index = [slice(None)] * rank
+            index[position] = slice(a, a + s * (out_len - 1) + 1, s)
+            start = r_in - s * r_out + b - a
+            index[offset] = slice(start, start + 2 * s * r_out + 1, s)
+            term = padded[tuple(index)]
+            total = term if total is None else total + term
+    return total
+
+
+def _block_pool(x, axes, s, out_len):
+    """`_pool_axis` for non-overlapping windows (w = s, no padding), with its adjoint.
+
+    Every input entry ``(i, s P + a)`` lies in at most one window: with
+    ``t = i + a - (s - 1)``, the output entry ``(t // s, P)`` when ``0 <= t`` and
+    ``t // s <= 2 r_out``. So the adjoint is a gather-free scatter: per phase ``a`` the
+    cotangent repeated s times along the offsets and shifted by ``s - 1 - a``, the phases
+    interleaved along the positions, zeros for the positions no window reaches. One fused
+    pass, where autodiff of the ``s^2`` slices leaves ``s^2`` padded tensors.
+    """
+    offset, position = axes
+    length = x.shape[position]
+
+    @tf.custom_gradient
+    def fn(x):
+        def grad(dy):
+            rank = dy.shape.rank
+            # Repeat every offset s times: (.., 2 r_out + 1, ..) -> (.., s (2 r_out + 1), ..).
+            rep = tf.repeat(dy, s, axis=offset)
+            phases = []
+            for a in range(s):
+                paddings = [[0, 0]] * rank
+                paddings[offset] = [s - 1 - a, a]
+                phases.append(tf.pad(rep, paddings))
+            stacked = tf.stack(phases, axis=position + 1)  # (.., P, a, ..)
+            merged = tf.concat(
+                [tf.shape(stacked)[:position], [out_len * s], tf.shape(stacked)[position + 2 :]],
+                0,
+            )
+            dx = tf.reshape(stacked, merged)
+            if length > out_len * s:
+                paddings = [[0, 0]] * rank
+                paddings[position] = [0, length - out_len * s]
+                dx = tf.pad(dx, paddings)
+            return dx
+
+        return _pool_axis(x, axes, s, s, (out_len, 0, 0)), grad
+
+    return fn(x)
