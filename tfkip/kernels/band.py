@@ -26,6 +26,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tfkip.kernels import spatial
+
 Radius = tuple[int, int]
 
 
@@ -153,17 +155,7 @@ def _block_pool(x, axes, s, out_len):
                 paddings = [[0, 0]] * rank
                 paddings[offset] = [s - 1 - a, a]
                 phases.append(tf.pad(rep, paddings))
-            stacked = tf.stack(phases, axis=position + 1)  # (.., P, a, ..)
-            merged = tf.concat(
-                [tf.shape(stacked)[:position], [out_len * s], tf.shape(stacked)[position + 2 :]],
-                0,
-            )
-            dx = tf.reshape(stacked, merged)
-            if length > out_len * s:
-                paddings = [[0, 0]] * rank
-                paddings[position] = [0, length - out_len * s]
-                dx = tf.pad(dx, paddings)
-            return dx
+            return spatial.merge_blocks(tf.stack(phases, axis=position + 1), position, length)
 
         return _pool_axis(x, axes, s, s, (out_len, 0, 0)), grad
 

@@ -93,20 +93,29 @@ def _block_adjoint(dy: tf.Tensor, groups, in_lengths) -> tf.Tensor:
     the consumer for free, instead of a windowed pass.
     """
     rank = dy.shape.rank
-    for ((axis,), _, stride, _, out_len), length in sorted(
+    for ((axis,), _, stride, _, _), length in sorted(
         zip(groups, in_lengths), key=lambda g: g[0][0][0] % rank
     ):
         a = axis % rank
         expanded = tf.expand_dims(dy, a + 1)
         shape = tf.concat([tf.shape(dy)[: a + 1], [stride], tf.shape(dy)[a + 1 :]], 0)
-        dy = tf.broadcast_to(expanded, shape)
-        merged = tf.concat([tf.shape(dy)[:a], [out_len * stride], tf.shape(dy)[a + 2 :]], 0)
-        dy = tf.reshape(dy, merged)
-        if length > out_len * stride:
-            paddings = [[0, 0]] * rank
-            paddings[a] = [0, length - out_len * stride]
-            dy = tf.pad(dy, paddings)
+        dy = merge_blocks(tf.broadcast_to(expanded, shape), a, length)
     return dy
+
+
+def merge_blocks(x: tf.Tensor, axis: int, length: int) -> tf.Tensor:
+    """``(.., n, s, ..) -> (.., length, ..)``: axes ``axis`` and ``axis + 1`` merged into
+    positions ``s P + a``, then zeros for the ``length - n s`` trailing positions that no
+    block reaches."""
+    rank = x.shape.rank
+    n, s = x.shape[axis], x.shape[axis + 1]
+    merged = tf.concat([tf.shape(x)[:axis], [n * s], tf.shape(x)[axis + 2 :]], 0)
+    x = tf.reshape(x, merged)
+    if length > n * s:
+        paddings = [[0, 0]] * (rank - 1)
+        paddings[axis] = [0, length - n * s]
+        x = tf.pad(x, paddings)
+    return x
 
 
 def _dilate(x: tf.Tensor, axis: int, stride: int) -> tf.Tensor:
