@@ -36,9 +36,9 @@ def radius_of(x: tf.Tensor) -> Radius:
     return (x.shape[-4] - 1) // 2, (x.shape[-3] - 1) // 2
 
 
-def entries(spatial, radius: Radius) -> int:
-    """Entries of one BAND covariance: ``H W (2 r_h + 1) (2 r_w + 1)``."""
-    (h, w), (rh, rw) = spatial, radius
+def entries(image_shape, radius: Radius) -> int:
+    """Entries of one BAND covariance of images ``(H, W)``: ``H W (2 r_h + 1) (2 r_w + 1)``."""
+    (h, w), (rh, rw) = image_shape, radius
     return h * w * (2 * rh + 1) * (2 * rw + 1)
 
 
@@ -55,14 +55,14 @@ def windows(x: tf.Tensor, radius: Radius) -> tf.Tensor:
     return tf.stack([rows[..., j : j + w] for j in range(2 * rw + 1)], axis=-3)
 
 
-def mask(spatial, radius: Radius, dtype) -> tf.Tensor:
+def mask(image_shape, radius: Radius, dtype) -> tf.Tensor:
     """``(2 r_h + 1, 2 r_w + 1, H, W)``: 1 where the offset position is inside the image."""
 
     def inside(length, r):  # (2 r + 1, length): is position + offset in [0, length)?
         second = np.arange(-r, r + 1)[:, None] + np.arange(length)[None]
         return (second >= 0) & (second < length)
 
-    (h, w), (rh, rw) = spatial, radius
+    (h, w), (rh, rw) = image_shape, radius
     both = inside(h, rh)[:, None, :, None] & inside(w, rw)[None, :, None, :]
     return tf.constant(both.astype(dtype.as_numpy_dtype))
 
