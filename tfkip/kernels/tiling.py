@@ -62,11 +62,10 @@ preset ConvNet's forward, with a margin."""
 
 BAND_LIVE_COPIES = 36
 """`FULL_LIVE_COPIES` for BAND covariances (`tfkip.kernels.band`). Their reverse pass holds
-more copies of its (smaller) tensors: each pair's neighbourhood variances, and the
-adjoints of the band's pooling and of those neighbourhoods as separate padded tensors.
-33 per pair measured from XLA's buffer assignment of the ConvNet's KIP step at 28x28 (the
-difference between tiles of 16 and 32 pairs), with a margin; about the bytes per pair of
-the FULL step, over 3.5x fewer entries."""
+more copies of its (smaller) tensors, among them each pair's neighbourhood variances and
+their cotangents. 33 per pair measured from XLA's buffer assignment of the ConvNet's KIP
+step at 28x28 (the difference between tiles of 16 and 32 pairs), with a margin; about the
+bytes per pair of the FULL step, over 3.5x fewer entries."""
 
 FORWARD_BAND_LIVE_COPIES = 7
 """`FORWARD_FULL_LIVE_COPIES` for BAND covariances: 6 per pair measured as above for the
