@@ -96,6 +96,10 @@ GEOMETRIES = {
         ),
         (15, 18, 1),
     ),
+    "standard": (  # the NTK's bias term is added inside the image only
+        lambda b: [conv(b_std=b, parameterization="standard")] * 2 + [RELU, pool()],
+        (7, 8, 1),
+    ),
     "overlapping_pool": (lambda b: [conv(b_std=b), RELU, pool((3, 2), (1, 1)), RELU], (8, 6, 2)),
     "same_pool": (
         lambda b: [conv((2, 3), b_std=b), erf(2.0, 0.5, 0.3), pool((3, 3), (2, 2), "SAME")],

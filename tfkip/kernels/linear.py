@@ -55,9 +55,15 @@ class _Affine(Layer):
         """The layer's output from ``a``, its linear map of ``kernel.values`` (same stack)."""
         w2 = self.W_std**2
         b2 = 0.0 if self.b_std is None else self.b_std**2
-        nngp = scale_add(a[0], w2, b2)
-        state = kernel.ntk_state
         shape = self.output_shape(kernel.shape)
+        inside = None
+        if kernel.layout == Layout.BAND:  # offsets outside the image stay 0 (`band.mask`)
+            inside = band.mask(shape.spatial, band.radius_of(a), a.dtype)
+        # Each part is masked before it is stacked, so that a consumer's slice of the stack
+        # reads that part's expression (XLA folds slice(concatenate)) instead of a stored
+        # copy of the stack: one pass over the layer's output less.
+        nngp = _masked(scale_add(a[0], w2, b2), inside)
+        state = kernel.ntk_state
         if state == "none" or (self.parameterization == "ntk" and state == "zero"):
             # Theta = K after a first affine layer: one tensor, not two equal ones.
             values, state = nngp[None], "none" if state == "none" else "nngp"
@@ -66,13 +72,16 @@ class _Affine(Layer):
                 ntk = nngp
             else:
                 bias_term = 0.0 if self.b_std is None else 1.0
-                ntk = scale_add(a[0], float(self._fan_in(kernel.shape)), bias_term)
+                ntk = _masked(scale_add(a[0], float(self._fan_in(kernel.shape)), bias_term), inside)
             if state in ("tensor", "nngp"):  # a[-1]: the mapped NTK (a[0] itself under "nngp")
-                ntk = ntk + a[-1] * tf.constant(w2, a.dtype)
+                ntk = ntk + _masked(a[-1], inside) * tf.constant(w2, a.dtype)
             values, state = tf.stack([nngp, ntk]), "tensor"
-        if kernel.layout == Layout.BAND:  # offsets outside the image stay 0 (`band.mask`)
-            values = values * band.mask(shape.spatial, band.radius_of(values), values.dtype)
         return kernel.replace(values=values, ntk_state=state, shape=shape)
+
+
+def _masked(x: tf.Tensor, inside: tf.Tensor | None) -> tf.Tensor:
+    """``x`` times the BAND mask ``inside``, or ``x`` itself for other layouts (None)."""
+    return x if inside is None else x * inside
 
 
 class Dense(_Affine):
