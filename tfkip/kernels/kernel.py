@@ -69,11 +69,18 @@ class Kernel:
     gives each nonlinearity a single consumer, so XLA fuses a layer into one loop instead
     of materialising the intermediates shared by two separate outputs.
 
+    BAND kernels hold both as one complex tensor instead, ``values = [K + i Theta]`` of
+    shape ``(1, ...)`` (``ntk_state == "pair"``): a nonlinearity then writes K and Theta
+    from one loop that computes their shared factors once per entry (XLA on CPU computes
+    a stacked output's halves in separate branches, each with all of those factors), and
+    the linear maps (real coefficients) act on both parts at once, as on the stack.
+
     Attributes:
-      values: ``(k, ...)`` the stacked kernels.
-      ntk_state: "tensor" (``values[1]`` is the NTK), "nngp" (the NTK equals
-        ``values[0]``), "zero" (the NTK is identically zero: at the input) or "none" (not
-        requested; always so for self kernels).
+      values: ``(k, ...)`` the stacked kernels, or ``(1, ...)`` complex under "pair".
+      ntk_state: "tensor" (``values[1]`` is the NTK), "pair" (``values[0]`` is
+        ``K + i Theta``), "nngp" (the NTK equals ``values[0]``), "zero" (the NTK is
+        identically zero: at the input) or "none" (not requested; always so for self
+        kernels).
       batch_ndim: 2 for a cross kernel, 1 for a self kernel.
       layout: the spatial layout of ``nngp`` and ``ntk``.
       shape: static shape of one input at this layer (spatial dims, channels).
@@ -96,19 +103,34 @@ class Kernel:
 
     @property
     def nngp(self) -> tf.Tensor:
-        return self.values[0]
+        return tf.math.real(self.values[0]) if self.ntk_state == "pair" else self.values[0]
 
     @property
     def ntk(self) -> tf.Tensor | float | None:
         """The NTK tensor; ``0.0`` while identically zero; None when not requested."""
         if self.ntk_state == "tensor":
             return self.values[1]
+        if self.ntk_state == "pair":
+            return tf.math.imag(self.values[0])
         if self.ntk_state == "nngp":
             return self.values[0]
         return 0.0 if self.ntk_state == "zero" else None
 
     def replace(self, **changes) -> Kernel:
         return dataclasses.replace(self, **changes)
+
+    def paired(self) -> Kernel:
+        """This kernel with a separate NTK tensor held as ``K + i Theta`` ("pair")."""
+        if self.ntk_state != "tensor":
+            return self
+        pair = tf.complex(self.values[0], self.values[1])[None]
+        return self.replace(values=pair, ntk_state="pair")
+
+    def stacked(self) -> Kernel:
+        """This kernel with a "pair" held as the real stack ``[K, Theta]`` ("tensor")."""
+        if self.ntk_state != "pair":
+            return self
+        return self.replace(values=tf.stack([self.nngp, self.ntk]), ntk_state="tensor")
 
     def map_linear(self, fn) -> Kernel:
         """Applies a linear map ``fn`` (acting on trailing axes) to nngp and ntk at once."""

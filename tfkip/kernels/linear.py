@@ -52,31 +52,37 @@ class _Affine(Layer):
         return self.update(kernel, self._linear_map(kernel)(kernel.values))
 
     def update(self, kernel: Kernel, a: tf.Tensor) -> Kernel:
-        """The layer's output from ``a``, its linear map of ``kernel.values`` (same stack)."""
+        """The layer's output from ``a``, its linear map of ``kernel.values`` (same stack,
+        or the same ``K + i Theta`` pair). BAND outputs carrying an NTK tensor are pairs."""
         w2 = self.W_std**2
         b2 = 0.0 if self.b_std is None else self.b_std**2
         shape = self.output_shape(kernel.shape)
+        state = kernel.ntk_state
+        if state == "pair":
+            a_nngp, a_ntk = tf.math.real(a[0]), tf.math.imag(a[0])
+        else:
+            a_nngp, a_ntk = a[0], a[-1]  # a[-1] is a[0] itself under "nngp"
         inside = None
         if kernel.layout == Layout.BAND:  # offsets outside the image stay 0 (`band.mask`)
-            inside = band.mask(shape.spatial, band.radius_of(a), a.dtype)
+            inside = band.mask(shape.spatial, band.radius_of(a), a_nngp.dtype)
         # Each part is masked before it is stacked, so that a consumer's slice of the stack
         # reads that part's expression (XLA folds slice(concatenate)) instead of a stored
         # copy of the stack: one pass over the layer's output less.
-        nngp = _masked(scale_add(a[0], w2, b2), inside)
-        state = kernel.ntk_state
+        nngp = _masked(scale_add(a_nngp, w2, b2), inside)
         if state == "none" or (self.parameterization == "ntk" and state == "zero"):
             # Theta = K after a first affine layer: one tensor, not two equal ones.
-            values, state = nngp[None], "none" if state == "none" else "nngp"
+            return kernel.replace(
+                values=nngp[None], ntk_state="none" if state == "none" else "nngp", shape=shape
+            )
+        if self.parameterization == "ntk":
+            ntk = nngp
         else:
-            if self.parameterization == "ntk":
-                ntk = nngp
-            else:
-                bias_term = 0.0 if self.b_std is None else 1.0
-                ntk = _masked(scale_add(a[0], float(self._fan_in(kernel.shape)), bias_term), inside)
-            if state in ("tensor", "nngp"):  # a[-1]: the mapped NTK (a[0] itself under "nngp")
-                ntk = ntk + _masked(a[-1], inside) * tf.constant(w2, a.dtype)
-            values, state = tf.stack([nngp, ntk]), "tensor"
-        return kernel.replace(values=values, ntk_state=state, shape=shape)
+            bias_term = 0.0 if self.b_std is None else 1.0
+            ntk = _masked(scale_add(a_nngp, float(self._fan_in(kernel.shape)), bias_term), inside)
+        if state in ("tensor", "nngp", "pair"):
+            ntk = ntk + _masked(a_ntk, inside) * tf.constant(w2, a_nngp.dtype)
+        out = kernel.replace(values=tf.stack([nngp, ntk]), ntk_state="tensor", shape=shape)
+        return out.paired() if kernel.layout == Layout.BAND else out
 
 
 def _masked(x: tf.Tensor, inside: tf.Tensor | None) -> tf.Tensor:

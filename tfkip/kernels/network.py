@@ -508,7 +508,7 @@ def _to_layout(kernel: Kernel, layout: Layout) -> Kernel:
     """Drops the off-diagonal positions when a layer needs only DIAG (after pooling)."""
     if kernel.layout in (Layout.FULL, Layout.BAND) and layout == Layout.DIAG:
         to_diag = full_to_diag if kernel.layout == Layout.FULL else band.center
-        return kernel.map_linear(to_diag).replace(layout=Layout.DIAG)
+        return kernel.stacked().map_linear(to_diag).replace(layout=Layout.DIAG)
     return kernel
 
 

@@ -40,14 +40,16 @@ class _Pointwise(Layer):
     def output_shape(self, shape: Shape) -> Shape:
         return shape
 
-    def _map(self, values, v1, v2, same, full=False, ntk_is_nngp=False):
+    def _map(self, values, v1, v2, same, full=False, ntk_is_nngp=False, pair=False):
         """New ``(k, ...)`` values from stacked ``values = [c(, Theta)]`` and variances.
 
         ``v1``, ``v2`` broadcast against ``c = values[0]``; ``same`` marks identical
         inputs: None, a bool tensor broadcastable to c, or a tuple of them (their
         conjunction, see `_where_same`); ``full`` says the values are
         position-by-position (FULL layout), where a layer's tensors are largest;
-        ``ntk_is_nngp`` that ``values = [c]`` stands for ``[c, Theta = c]``.
+        ``ntk_is_nngp`` that ``values = [c]`` stands for ``[c, Theta = c]``; ``pair``
+        (layers that support it, `Relu`) that ``values`` may be a ``[c + i Theta]`` pair and
+        a new NTK is returned as one too (`Kernel`).
         """
         raise NotImplementedError
 
@@ -80,10 +82,19 @@ class _Pointwise(Layer):
                 same = (same[:, :, None, None, None, None], band.center_indicator(radius))
         full = kernel.layout in (Layout.FULL, Layout.BAND)
         ntk_is_nngp = kernel.ntk_state == "nngp"
-        values = self._map(kernel.values, v1, v2, same, full, ntk_is_nngp)
         if kernel.layout == Layout.BAND and not self.zero_outside:
+            kernel = kernel.stacked()
+            values = self._map(kernel.values, v1, v2, same, full, ntk_is_nngp)
             values = values * band.mask(kernel.shape.spatial, band.radius_of(values), values.dtype)
-        state = "tensor" if ntk_is_nngp else kernel.ntk_state
+            state = "tensor" if ntk_is_nngp else kernel.ntk_state
+            out = kernel.replace(values=values, ntk_state=state, variances=None)
+            return out.paired()
+        pair = kernel.layout == Layout.BAND
+        values = self._map(kernel.values, v1, v2, same, full, ntk_is_nngp, pair)
+        if pair and (ntk_is_nngp or kernel.ntk_state in ("tensor", "pair")):
+            state = "pair"
+        else:
+            state = "tensor" if ntk_is_nngp else kernel.ntk_state
         return kernel.replace(values=values, ntk_state=state, variances=None)
 
     def _apply_self(self, kernel: Kernel) -> tf.Tensor:
@@ -108,8 +119,8 @@ class Relu(_Pointwise):
 
     zero_outside = True  # K = sqrt(v1 v2) (...) and T = Theta j0 with Theta = 0 there
 
-    def _map(self, values, v1, v2, same, full=False, ntk_is_nngp=False):
-        return relu_map(values, v1, v2, same, recompute=full, ntk_is_nngp=ntk_is_nngp)
+    def _map(self, values, v1, v2, same, full=False, ntk_is_nngp=False, pair=False):
+        return relu_map(values, v1, v2, same, recompute=full, ntk_is_nngp=ntk_is_nngp, pair=pair)
 
     def _self(self, v):
         return 0.5 * v
@@ -191,6 +202,7 @@ def relu_map(
     same=None,
     recompute: bool = False,
     ntk_is_nngp: bool = False,
+    pair: bool = False,
 ) -> tf.Tensor:
     """ReLU's stacked ``[K(, T)]`` from stacked ``[c(, Theta)]``, with an analytic adjoint.
 
@@ -223,42 +235,64 @@ def relu_map(
     ``ntk_is_nngp``) or 2; ``v1``, ``v2`` broadcast against ``values[0]``; ``same`` None, a
     bool tensor broadcastable to ``values[0]``, or a tuple of them marking identical inputs
     where all hold.
+
+    With ``pair`` the NTK output is the complex ``[K + i T]`` (`Kernel`'s "pair"), and
+    ``values`` may be the pair ``[c + i Theta]``; cotangents then come and go as pairs
+    (``K_bar + i T_bar``, ``c_bar + i Theta_bar``).
     """
-    with_ntk = values.shape[0] == 2 or ntk_is_nngp
+    values_are_pair = values.dtype.is_complex
+    with_ntk = values.shape[0] == 2 or ntk_is_nngp or values_are_pair
     inv_2pi = 0.5 / math.pi
+
+    def parts(values):  # (c, Theta)
+        if values_are_pair:
+            return tf.math.real(values[0]), tf.math.imag(values[0])
+        return values[0], values[-1]
 
     @tf.custom_gradient
     def fn(values, v1, v2):
         r1, r2 = _safe_rsqrt(v1), _safe_rsqrt(v2)
-        c = values[0]
+        c, theta = parts(values)
         rho, q, j0 = _relu_parts(c, r1, r2, same)
         nngp = (v1 * r1) * (v2 * r2) * (q * inv_2pi + j0 * rho)
-        out = tf.stack([nngp, values[-1] * j0]) if with_ntk else nngp[None]
+        if not with_ntk:
+            out = nngp[None]
+        elif pair:
+            out = tf.complex(nngp, theta * j0)[None]
+        else:
+            out = tf.stack([nngp, theta * j0])
 
         def grad(d_out):
             inputs, v1_, v2_ = values, v1, v2
             if recompute:
                 inputs, v1_, v2_, d_out = tfxla.optimization_barrier(values, v1, v2, d_out)
             r1, r2 = _safe_rsqrt(v1_), _safe_rsqrt(v2_)
-            c_ = inputs[0]
+            c_, theta = parts(inputs)
+            if pair and with_ntk:
+                k_bar, t_bar = tf.math.real(d_out[0]), tf.math.imag(d_out[0])
+            else:
+                k_bar, t_bar = d_out[0], d_out[-1]
             if recompute:  # a data dependence on the cotangent: not hoisted into the forward
-                c_ = c_ + d_out[0] * 0.0
+                c_ = c_ + k_bar * 0.0
             rho, q, j0 = _relu_parts(c_, r1, r2, same, distinct=recompute)
-            k_bar = d_out[0]
             d_c = k_bar * j0
             g = k_bar * ((v1_ * r1) * (v2_ * r2) * q)
             if with_ntk:
-                theta, t_bar = inputs[-1], d_out[1]
                 positive = q > 0
                 inv_q = tf.where(positive, 1.0 / tf.where(positive, q, 1.0), 0.0)
                 u = t_bar * theta * inv_q
                 d_c = d_c + u * (r1 * r2) * inv_2pi
                 g = g - u * rho
                 d_theta = t_bar * j0
-                d_values = (d_c + d_theta)[None] if ntk_is_nngp else tf.stack([d_c, d_theta])
+                if ntk_is_nngp:
+                    d_values = (d_c + d_theta)[None]
+                elif values_are_pair:
+                    d_values = tf.complex(d_c, d_theta)[None]
+                else:
+                    d_values = tf.stack([d_c, d_theta])
             else:
                 d_values = d_c[None]
-            if recompute:
+            if recompute and not values_are_pair:
                 # One fused pass writes the value cotangents and g together: separate
                 # consumers would make XLA materialise rho, q, 1/q and g's factors.
                 stacked = tfxla.optimization_barrier(tf.concat([d_values, g[None]], 0))[0]
@@ -287,7 +321,7 @@ class Erf(_Pointwise):
         check_std("b", b, allow_none=False)
         self.a, self.b, self.c = float(a), float(b), float(c)
 
-    def _map(self, values, v1, v2, same, full=False, ntk_is_nngp=False):
+    def _map(self, values, v1, v2, same, full=False, ntk_is_nngp=False, pair=False):
         two_b2 = 2.0 * self.b**2
         c = values[0]
         prod = (1.0 + two_b2 * v1) * (1.0 + two_b2 * v2)

@@ -154,7 +154,7 @@ class Flatten(Layer):
         if kernel.layout == Layout.FULL:
             kernel = kernel.map_linear(spatial.full_to_diag)
         elif kernel.layout == Layout.BAND:
-            kernel = kernel.map_linear(band.center)
+            kernel = kernel.stacked().map_linear(band.center)
         return kernel.map_linear(lambda x: tf.reduce_mean(x, axis=(-2, -1))).replace(
             layout=Layout.FLAT, shape=self.output_shape(kernel.shape)
         )
