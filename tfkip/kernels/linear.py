@@ -81,8 +81,9 @@ class _Affine(Layer):
             ntk = _masked(scale_add(a_nngp, float(self._fan_in(kernel.shape)), bias_term), inside)
         if state in ("tensor", "nngp", "pair"):
             ntk = ntk + _masked(a_ntk, inside) * tf.constant(w2, a_nngp.dtype)
-        out = kernel.replace(values=tf.stack([nngp, ntk]), ntk_state="tensor", shape=shape)
-        return out.paired() if kernel.layout == Layout.BAND else out
+        if kernel.layout == Layout.BAND:
+            return kernel.replace(values=tf.complex(nngp, ntk)[None], ntk_state="pair", shape=shape)
+        return kernel.replace(values=tf.stack([nngp, ntk]), ntk_state="tensor", shape=shape)
 
 
 def _masked(x: tf.Tensor, inside: tf.Tensor | None) -> tf.Tensor:

@@ -292,11 +292,13 @@ def relu_map(
                     d_values = tf.stack([d_c, d_theta])
             else:
                 d_values = d_c[None]
-            if recompute and not values_are_pair:
+            if recompute:
                 # One fused pass writes the value cotangents and g together: separate
                 # consumers would make XLA materialise rho, q, 1/q and g's factors.
-                stacked = tfxla.optimization_barrier(tf.concat([d_values, g[None]], 0))[0]
+                last = tf.complex(g, tf.zeros_like(g)) if values_are_pair else g
+                stacked = tfxla.optimization_barrier(tf.concat([d_values, last[None]], 0))[0]
                 d_values, g = stacked[:-1], stacked[-1]
+                g = tf.math.real(g) if values_are_pair else g
             d_v1 = _unbroadcast(g, v1.shape) * (r1 * r1 * (0.5 * inv_2pi))
             d_v2 = _unbroadcast(g, v2.shape) * (r2 * r2 * (0.5 * inv_2pi))
             return d_values, d_v1, d_v2
