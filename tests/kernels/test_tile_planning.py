@@ -55,6 +55,18 @@ def test_plan_keeps_one_tile_under_the_budget():
     assert tiling.plan_tiles(net, x1, x2, memory_budget=1) == (1, 1)
 
 
+def test_band_plans_share_each_column_across_all_rows():
+    """Under BAND a tile takes rows of x1 first: each x2 input's neighbourhood variances
+    are then built once for many rows."""
+    paper = architectures.get("convnet", 3)
+    assert paper.layout_plan((28, 28, 1))[1][0].value == "band"
+    x1, x2 = tf.zeros((9, 28, 28, 1), tf.float32), tf.zeros((7, 28, 28, 1), tf.float32)
+    pair_bytes = tiling.pair_bytes(paper, (28, 28, 1), 4)
+    assert tiling.plan_tiles(paper, x1, x2, memory_budget=10 * pair_bytes) == (9, 1)
+    assert tiling.plan_tiles(paper, x1, x2, memory_budget=20 * pair_bytes) == (9, 2)
+    assert tiling.plan_tiles(paper, x1, x2, memory_budget=5 * pair_bytes) == (5, 1)
+
+
 def test_planned_tiles_give_the_untiled_kernel():
     net = architectures.get("convnet", 2)
     x1, x2 = _images(5, seed=1), _images(4, seed=2)

@@ -234,9 +234,9 @@ class Network:
         pairs followed by the ``n_t n_s`` target-support pairs, so the network's recursions
         (and their reverse passes) appear once in the graph instead of twice. Same
         arithmetic, half the program: for a ConvNet KIP step, half of what TensorFlow and
-        XLA hold while compiling it. (With ``forward_only`` and a BAND plan the two kernels
-        are two calls: a BAND layer reads every input's neighbourhood variances, shared
-        across a cross kernel's rows but computed per pair in a zipped batch.) Other
+        XLA hold while compiling it. (Under a BAND plan the two kernels are two calls: a
+        BAND layer reads every input's neighbourhood variances, shared across a cross
+        kernel's rows (`tiling.plan_tiles`) but computed per pair in a zipped batch.) Other
         networks make the two calls: their per-pair work is small and their cross kernel
         starts with one product of all inputs (a matmul for Flatten-first networks), cheaper
         than a gathered batch of pairs.
@@ -266,10 +266,10 @@ class Network:
         zipped = (
             self.uses_unordered_pairs(x_s, None) and Layout.FULL in self.layouts and x_t.shape[0]
         )
-        if zipped and forward_only:
-            # BAND nonlinearities read each input's neighbourhood variances: in a cross
-            # kernel once per support image, in zipped pairs once per pair. Without a
-            # gradient the program is small enough to hold both recursions.
+        if zipped:
+            # BAND nonlinearities read each input's neighbourhood variances (and their
+            # gradient sums over them): in a cross kernel once per support image of a tile,
+            # in zipped pairs once per pair. That outweighs the smaller program.
             zipped = all(layout != Layout.BAND for layout, _ in self.layout_plan(x_s.shape[1:]))
         if not zipped:
             plan = dict(forward_only=forward_only)

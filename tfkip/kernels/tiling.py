@@ -135,7 +135,11 @@ def plan_tiles(
     whole columns of ``x2`` first (``b2 = min(n2, P)``, ``b1 = P // b2``), each shrunk to the
     smallest size that needs as many tiles (`_balanced`: no padding rows computed for
     nothing); square tiles of ``floor(sqrt(P))`` when ``x2`` is None (the diagonal tiles must
-    pair identical rows).
+    pair identical rows). Under a BAND plan all rows of ``x1`` come first instead
+    (``b1 = min(n1, P)``, ``b2 = P // b1``): a BAND nonlinearity builds every ``x2``
+    input's neighbourhood variances (``(2 r + 1)^2`` shifted copies of its variance map,
+    and in the reverse pass their adjoint) once per tile, shared by the tile's ``b1`` rows,
+    while ``x1``'s side is a broadcast.
     """
     budget = check_memory_budget(memory_budget)
     budget = DEFAULT_MEMORY_BUDGET if budget is None else budget
@@ -151,6 +155,9 @@ def plan_tiles(
     if x2 is None:
         b = max(1, min(n1, math.isqrt(pairs)))
         return b, b
+    if any(layout == Layout.BAND for layout, _ in network.layout_plan(x1.shape[1:])):
+        b1 = _balanced(n1, min(n1, pairs))  # whole columns: see the docstring
+        return b1, _balanced(n2, max(1, min(n2, pairs // b1)))
     b2 = _balanced(n2, min(n2, pairs))
     return _balanced(n1, max(1, min(n1, pairs // b2))), b2
 
