@@ -151,6 +151,20 @@ def test_band_equals_full_in_tiles_and_under_jit():
     assert rel_err(tiled, want) <= 1e-13 and rel_err(jitted, want) <= 1e-12
 
 
+def test_self_kernel_in_upper_block_tiles():
+    """K(x, x) under BAND in tiles: only the blocks I <= J are computed, the rest mirrored."""
+    net = _banded(architectures.get("convnet", 2))
+    x = randn(2, 5, 9, 9, 1)
+    want = net.kernel_fn(x, None, get=GETS)  # untiled: unordered zipped pairs
+    for size in (2, 3):
+        got = net.kernel_fn(x, None, get=GETS, batch_size=size)
+        for g in GETS:
+            value = getattr(got, g).numpy()
+            assert rel_err(value, getattr(want, g)) <= 1e-13, (size, g)
+            np.testing.assert_array_equal(value, value.T)
+            np.testing.assert_array_equal(np.diag(value), np.diag(getattr(want, g)))
+
+
 def test_self_variances_agree():
     (net, shape), (full, _) = _geometry_net("two_pools"), _geometry_net("two_pools")
     _banded(net), _full(full)
@@ -178,7 +192,8 @@ def test_band_gradients_equal_full_and_finite_differences(name):
 
 
 def test_kip_gradient_with_band_equals_full():
-    """The KIP step's path: `kip_kernel_fn` (zipped pairs, planned tiles), KRR loss."""
+    """The KIP step's path: `kip_kernel_fn` (under BAND: K_ss in upper-block tiles, K_ts
+    a cross kernel; untiled or in tiles of 2), KRR loss."""
     x_s, x_t = randn(7, 3, 10, 10, 1), randn(8, 4, 10, 10, 1)
 
     def loss_and_grad(net, batch_size):

@@ -10,9 +10,10 @@ both directions, independent of ``n1 n2``. Zero padding rows are harmless (finit
 and gradients: a zero variance gives a zero correlation, see `nonlinear`) and sliced away.
 
 When ``x2`` is None, image networks are tiled over the ``n (n + 1) / 2`` unordered pairs
-(`tiled_symmetric`, chunks of ``b1 b2`` pairs); flat networks use square tiles, the ones
-on the block diagonal getting the mask of identical pairs, so that the self-kernel
-diagonal stays exact either way.
+(`tiled_symmetric`, chunks of ``b1 b2`` pairs), or under a BAND plan over the square
+tiles on and above the block diagonal (`tiled_upper_blocks`); flat networks use all square
+tiles. Tiles on the block diagonal get the mask of identical pairs, so that the
+self-kernel diagonal stays exact either way.
 
 `plan_tiles` chooses the tile size itself when the caller gives none (the default of
 ``kernel_fn``): it bounds the bytes of one tile's covariances, forward and backward, by a
@@ -155,7 +156,7 @@ def plan_tiles(
     if x2 is None:
         b = max(1, min(n1, math.isqrt(pairs)))
         return b, b
-    if any(layout == Layout.BAND for layout, _ in network.layout_plan(x1.shape[1:])):
+    if _uses_band(network, x1):
         b1 = _balanced(n1, min(n1, pairs))  # whole columns: see the docstring
         return b1, _balanced(n2, max(1, min(n2, pairs // b1)))
     b2 = _balanced(n2, min(n2, pairs))
@@ -250,12 +251,59 @@ def tiled(
     if b1 >= n1 and b2 >= n2:
         return network.compute(x1, x2, gets, variances1=variances1)
     if same_inputs and network.layouts[0] != Layout.FLAT:
+        if _uses_band(network, x1):
+            return tiled_upper_blocks(network, x1, gets, b1)
         return tiled_symmetric(network, x1, gets, b1 * b2, b1)
     var1 = tiled_self_variances(network, x1, b1) if variances1 is None else variances1
     var2 = var1 if same_inputs else tiled_self_variances(network, x2_, b2)
     (x1t, t1), (x2t, t2) = _row_tiles(x1, b1), _row_tiles(x2_, b2)
+    blocks = np.divmod(np.arange(t1 * t2), t2)
+    tiles = _cross_tiles(network, (x1t, x2t), (var1, var2), gets, blocks, same_inputs)
+    out = {}
+    for g, value in zip(gets, tiles):
+        value = tf.reshape(value, [t1, t2, b1, b2])
+        value = tf.reshape(tf.transpose(value, [0, 2, 1, 3]), [t1 * b1, t2 * b2])
+        out[g] = value[:n1, :n2]
+    return out
+
+
+def tiled_upper_blocks(network, x: tf.Tensor, gets, size: int):
+    """``network.compute(x, None, gets)`` from the cross tiles ``(I, J)``, ``I <= J``, of
+    square blocks of ``size`` rows: about ``n^2 / 2 + n size / 2`` pairs.
+
+    The lower blocks are the transposed upper ones: entry ``(r, c)`` is read from the
+    assembled upper blocks at ``(min(r, c), max(r, c))``, so the result is exactly
+    symmetric, and the diagonal blocks carry the mask of identical pairs (exact diagonal).
+    Used under BAND plans, where a cross tile builds each column input's neighbourhood
+    variances once for all its rows (`plan_tiles`), unlike zipped pairs (`tiled_symmetric`).
+    """
+    n = x.shape[0]
+    variances = tiled_self_variances(network, x, size)
+    xt, t = _row_tiles(x, size)
+    blocks = np.triu_indices(t)
+    tiles = _cross_tiles(network, (xt, xt), (variances, variances), gets, blocks, True)
+    where = np.stack(blocks, axis=1).astype(np.int32)
+    out = {}
+    for g, value in zip(gets, tiles):
+        value = tf.scatter_nd(where, value, [t, t, size, size])
+        value = tf.reshape(tf.transpose(value, [0, 2, 1, 3]), [t * size, t * size])
+        upper = tf.linalg.band_part(value, 0, -1)  # r <= c; the lower blocks are 0
+        strictly_upper = upper - tf.linalg.band_part(value, 0, 0)
+        out[g] = (upper + tf.transpose(strictly_upper))[:n, :n]  # sums with exact zeros
+    return out
+
+
+def _cross_tiles(network, inputs, variances, gets, blocks, same_inputs: bool):
+    """``(T, b1, b2)`` per get: the tiles ``(blocks[0][k], blocks[1][k])`` of row tiles
+    ``inputs = (x1t, x2t)`` (``(T1, b1, ...)``, ``(T2, b2, ...)``), each computed in a
+    `tf.map_fn` step (recomputed in the backward pass); ``variances``: the self variances
+    of the untiled inputs; ``same_inputs``: the inputs are one set, whose diagonal tiles
+    (``I == J``) get the mask of identical pairs."""
+    (x1t, x2t), (var1, var2) = inputs, variances
+    b1, b2 = x1t.shape[1], x2t.shape[1]
     var1t = [_row_tiles(v, b1)[0] for v in var1]
     var2t = [_row_tiles(v, b2)[0] for v in var2]
+    rows, cols = (tf.constant(np.asarray(i, np.int32)) for i in blocks)
     eye = tf.cast(tf.eye(b1), tf.bool) if same_inputs else None
     k = len(var1)
 
@@ -268,19 +316,18 @@ def tiled(
         return tuple(out[g] for g in gets)
 
     def body(t):
-        i, j = t // t2, t % t2
-        on_diagonal = tf.cast(tf.equal(i, j), x1.dtype)
+        i, j = rows[t], cols[t]
+        on_diagonal = tf.cast(tf.equal(i, j), x1t.dtype)
         variances = [tf.gather(v, i) for v in var1t] + [tf.gather(v, j) for v in var2t]
         return tile(tf.gather(x1t, i), tf.gather(x2t, j), on_diagonal, *variances)
 
-    spec = tuple(tf.TensorSpec([b1, b2], x1.dtype) for _ in gets)
-    tiles = tf.map_fn(body, tf.range(t1 * t2), fn_output_signature=spec, parallel_iterations=1)
-    out = {}
-    for g, value in zip(gets, tiles):
-        value = tf.reshape(value, [t1, t2, b1, b2])
-        value = tf.reshape(tf.transpose(value, [0, 2, 1, 3]), [t1 * b1, t2 * b2])
-        out[g] = value[:n1, :n2]
-    return out
+    spec = tuple(tf.TensorSpec([b1, b2], x1t.dtype) for _ in gets)
+    count = len(blocks[0])
+    return tf.map_fn(body, tf.range(count), fn_output_signature=spec, parallel_iterations=1)
+
+
+def _uses_band(network, x: tf.Tensor) -> bool:
+    return any(layout == Layout.BAND for layout, _ in network.layout_plan(x.shape[1:]))
 
 
 def tiled_symmetric(network, x: tf.Tensor, gets, pairs_per_tile: int, rows_per_tile: int):
