@@ -56,15 +56,22 @@ def test_plan_keeps_one_tile_under_the_budget():
 
 
 def test_band_plans_share_each_column_across_all_rows():
-    """Under BAND a tile takes rows of x1 first: each x2 input's neighbourhood variances
-    are then built once for many rows."""
+    """Under BAND a tile takes rows of x1 first (each x2 input's neighbourhood variances
+    are then built once for several rows), and at most `band_tile_pairs` pairs."""
     paper = architectures.get("convnet", 3)
     assert paper.layout_plan((28, 28, 1))[1][0].value == "band"
     x1, x2 = tf.zeros((9, 28, 28, 1), tf.float32), tf.zeros((7, 28, 28, 1), tf.float32)
     pair_bytes = tiling.pair_bytes(paper, (28, 28, 1), 4)
-    assert tiling.plan_tiles(paper, x1, x2, memory_budget=10 * pair_bytes) == (9, 1)
-    assert tiling.plan_tiles(paper, x1, x2, memory_budget=20 * pair_bytes) == (9, 2)
-    assert tiling.plan_tiles(paper, x1, x2, memory_budget=5 * pair_bytes) == (5, 1)
+    cap = tiling.band_tile_pairs(paper, (28, 28, 1), 4)
+    assert cap == tiling.BAND_TILE_BYTES // (2 * 4 * 28 * 28 * 15 * 15) == 5
+    budget = 3 * pair_bytes  # below the cap: the budget rules
+    assert tiling.plan_tiles(paper, x1, x2, memory_budget=budget) == (3, 1)
+    # Above it the cap rules, however large the budget (tiles stay cache-sized): 9 rows
+    # in tiles of at most 5 are two of 5.
+    for budget in (10 * pair_bytes, 2**40):
+        assert tiling.plan_tiles(paper, x1, x2, memory_budget=budget) == (5, 1)
+    assert tiling.plan_tiles(paper, x1, None, memory_budget=2**40) == (2, 2)
+    assert tiling.plan_tiles(paper, x1[:2], x2[:2], memory_budget=2**40) is None  # 4 pairs
 
 
 def test_planned_tiles_give_the_untiled_kernel():

@@ -73,6 +73,14 @@ FORWARD_BAND_LIVE_COPIES = 7
 forward pass alone, with a margin."""
 
 
+BAND_TILE_BYTES = 2**23
+"""Bytes of K and Theta at the largest layer that one tile holds at most under a BAND
+plan (`band_tile_pairs`), however large the memory budget: 8 MiB, 5 pairs at 28x28 in
+float32, 4 at 32x32. A tile passes over its covariances once per layer and pass; tiles
+this small keep them in the caches between passes, larger ones stream them from memory
+(docs/performance.md has the measured sweep of tile sizes)."""
+
+
 def pair_entries(network, per_example_shape) -> int:
     """Largest number of covariance entries one input pair needs at any layer."""
     return max(entries for entries, _ in _layer_entries(network, per_example_shape))
@@ -132,10 +140,11 @@ def plan_tiles(
     all pairs (``n1 n2``,
     or the ``n (n + 1) / 2`` unordered ones that ``K(x, x)`` of an image network computes)
     fit in ``memory_budget`` (default `DEFAULT_MEMORY_BUDGET`) the kernel is computed in
-    one piece. Otherwise a tile holds ``P = budget // pair_bytes(...)`` pairs (at least 1):
-    whole columns of ``x2`` first (``b2 = min(n2, P)``, ``b1 = P // b2``), each shrunk to the
-    smallest size that needs as many tiles (`_balanced`: no padding rows computed for
-    nothing); square tiles of ``floor(sqrt(P))`` when ``x2`` is None (the diagonal tiles must
+    one piece. Otherwise a tile holds ``P = budget // pair_bytes(...)`` pairs (at least 1;
+    under a BAND plan at most `band_tile_pairs`, and the kernel is tiled whenever it needs
+    more pairs than that): whole columns of ``x2`` first (``b2 = min(n2, P)``,
+    ``b1 = P // b2``), each shrunk to the smallest size that needs as many tiles
+    (`_balanced`: no padding rows computed for nothing); square tiles of ``floor(sqrt(P))`` when ``x2`` is None (the diagonal tiles must
     pair identical rows). Under a BAND plan all rows of ``x1`` come first instead
     (``b1 = min(n1, P)``, ``b2 = P // b1``): a BAND nonlinearity builds every ``x2``
     input's neighbourhood variances (``(2 r + 1)^2`` shifted copies of its variance map,
@@ -150,9 +159,11 @@ def plan_tiles(
         return None
     one_pair = pair_bytes(network, x1.shape[1:], x1.dtype.size, forward_only)
     pairs_needed = n1 * (n1 + 1) // 2 if network.uses_unordered_pairs(x1, x2) else n1 * n2
-    if pairs_needed * one_pair <= budget:
-        return None
     pairs = max(1, budget // one_pair)
+    if _uses_band(network, x1):
+        pairs = min(pairs, band_tile_pairs(network, x1.shape[1:], x1.dtype.size))
+    if pairs_needed <= pairs:
+        return None
     if x2 is None:
         b = max(1, min(n1, math.isqrt(pairs)))
         return b, b
@@ -161,6 +172,12 @@ def plan_tiles(
         return b1, _balanced(n2, max(1, min(n2, pairs // b1)))
     b2 = _balanced(n2, min(n2, pairs))
     return _balanced(n1, max(1, min(n1, pairs // b2))), b2
+
+
+def band_tile_pairs(network, per_example_shape, itemsize: int) -> int:
+    """Most pairs in one tile under a BAND plan: `BAND_TILE_BYTES` of K and Theta at the
+    largest layer (at least one pair)."""
+    return max(1, BAND_TILE_BYTES // (2 * itemsize * pair_entries(network, per_example_shape)))
 
 
 def plan_pair_tiles(
