@@ -137,19 +137,20 @@ def plan_tiles(
 
     One pair costs `pair_bytes` (of a forward pass alone with ``forward_only``: larger
     tiles, fewer loop iterations; a gradient through such tiles may pass the budget). If
-    all pairs (``n1 n2``,
-    or the ``n (n + 1) / 2`` unordered ones that ``K(x, x)`` of an image network computes)
-    fit in ``memory_budget`` (default `DEFAULT_MEMORY_BUDGET`) the kernel is computed in
-    one piece. Otherwise a tile holds ``P = budget // pair_bytes(...)`` pairs (at least 1;
-    under a BAND plan at most `band_tile_pairs`, and the kernel is tiled whenever it needs
-    more pairs than that): whole columns of ``x2`` first (``b2 = min(n2, P)``,
+    all pairs (``n1 n2``, or the ``n (n + 1) / 2`` unordered ones that ``K(x, x)`` of an
+    image network computes) fit in ``memory_budget`` (default `DEFAULT_MEMORY_BUDGET`) the
+    kernel is computed in one piece. Otherwise a tile holds ``P = budget // pair_bytes(...)``
+    pairs (at least 1): whole columns of ``x2`` first (``b2 = min(n2, P)``,
     ``b1 = P // b2``), each shrunk to the smallest size that needs as many tiles
-    (`_balanced`: no padding rows computed for nothing); square tiles of ``floor(sqrt(P))`` when ``x2`` is None (the diagonal tiles must
-    pair identical rows). Under a BAND plan all rows of ``x1`` come first instead
-    (``b1 = min(n1, P)``, ``b2 = P // b1``): a BAND nonlinearity builds every ``x2``
-    input's neighbourhood variances (``(2 r + 1)^2`` shifted copies of its variance map,
-    and in the reverse pass their adjoint) once per tile, shared by the tile's ``b1`` rows,
-    while ``x1``'s side is a broadcast.
+    (`_balanced`: no padding rows computed for nothing); square tiles of ``floor(sqrt(P))``
+    when ``x2`` is None (the diagonal tiles must pair identical rows).
+
+    Under a BAND plan a tile holds at most `band_tile_pairs` pairs (so the kernel is tiled
+    whenever it needs more), and all rows of ``x1`` come first (``b1 = min(n1, P)``,
+    ``b2 = P // b1``): a BAND nonlinearity builds every ``x2`` input's neighbourhood
+    variances (``(2 r + 1)^2`` shifted copies of its variance map, and in the reverse pass
+    their adjoint) once per tile, shared by the tile's ``b1`` rows, while ``x1``'s side is
+    a broadcast.
     """
     budget = check_memory_budget(memory_budget)
     budget = DEFAULT_MEMORY_BUDGET if budget is None else budget
