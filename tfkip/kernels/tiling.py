@@ -65,8 +65,9 @@ BAND_LIVE_COPIES = 36
 """`FULL_LIVE_COPIES` for BAND covariances (`tfkip.kernels.band`). Their reverse pass holds
 more copies of its (smaller) tensors, among them each pair's neighbourhood variances and
 their cotangents. 33 per pair measured from XLA's buffer assignment of the ConvNet's KIP
-step at 28x28 (the difference between tiles of 16 and 32 pairs), with a margin; about the
-bytes per pair of the FULL step, over 3.5x fewer entries."""
+step at 28x28 in zipped pairs (the difference between tiles of 16 and 32 pairs), with a
+margin; cross tiles share the neighbourhood variances of a column and hold fewer, not
+measured. Under a BAND plan `BAND_TILE_BYTES` usually caps a tile before the budget does."""
 
 FORWARD_BAND_LIVE_COPIES = 7
 """`FORWARD_FULL_LIVE_COPIES` for BAND covariances: 6 per pair measured as above for the
