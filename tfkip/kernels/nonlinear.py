@@ -36,6 +36,9 @@ class _Pointwise(Layer):
     zero_outside = False
     """Whether a zero variance (a position outside the image, `band`) maps to a zero
     kernel, so that BAND entries outside the image stay 0 without a mask."""
+    maps_pairs = False
+    """Whether `_map` reads and writes BAND kernels as ``K + i Theta`` pairs (`Kernel`);
+    otherwise it gets the stack ``[K, Theta]`` and its output is paired afterwards."""
 
     def output_shape(self, shape: Shape) -> Shape:
         return shape
@@ -48,8 +51,8 @@ class _Pointwise(Layer):
         conjunction, see `_where_same`); ``full`` says the values are
         position-by-position (FULL layout), where a layer's tensors are largest;
         ``ntk_is_nngp`` that ``values = [c]`` stands for ``[c, Theta = c]``; ``pair``
-        (layers that support it, `Relu`) that ``values`` may be a ``[c + i Theta]`` pair and
-        a new NTK is returned as one too (`Kernel`).
+        (only for `maps_pairs` layers) that ``values`` may be a ``[c + i Theta]`` pair and a
+        new NTK is returned as one too (`Kernel`).
         """
         raise NotImplementedError
 
@@ -82,20 +85,16 @@ class _Pointwise(Layer):
                 same = (same[:, :, None, None, None, None], band.center_indicator(radius))
         full = kernel.layout in (Layout.FULL, Layout.BAND)
         ntk_is_nngp = kernel.ntk_state == "nngp"
-        if kernel.layout == Layout.BAND and not self.zero_outside:
+        banded = kernel.layout == Layout.BAND
+        pair = banded and self.maps_pairs
+        if banded and not pair:
             kernel = kernel.stacked()
-            values = self._map(kernel.values, v1, v2, same, full, ntk_is_nngp)
-            values = values * band.mask(kernel.shape.spatial, band.radius_of(values), values.dtype)
-            state = "tensor" if ntk_is_nngp else kernel.ntk_state
-            out = kernel.replace(values=values, ntk_state=state, variances=None)
-            return out.paired()
-        pair = kernel.layout == Layout.BAND
         values = self._map(kernel.values, v1, v2, same, full, ntk_is_nngp, pair)
-        if pair and (ntk_is_nngp or kernel.ntk_state in ("tensor", "pair")):
-            state = "pair"
-        else:
-            state = "tensor" if ntk_is_nngp else kernel.ntk_state
-        return kernel.replace(values=values, ntk_state=state, variances=None)
+        if banded and not self.zero_outside:
+            values = values * band.mask(kernel.shape.spatial, band.radius_of(values), values.dtype)
+        state = "pair" if values.dtype.is_complex else "tensor" if ntk_is_nngp else kernel.ntk_state
+        out = kernel.replace(values=values, ntk_state=state, variances=None)
+        return out.paired() if banded else out
 
     def _apply_self(self, kernel: Kernel) -> tf.Tensor:
         cov = kernel.nngp
@@ -118,6 +117,7 @@ class Relu(_Pointwise):
     """ReLU: the arc-cosine kernel of degree 1 (see module docstring and `relu_map`)."""
 
     zero_outside = True  # K = sqrt(v1 v2) (...) and T = Theta j0 with Theta = 0 there
+    maps_pairs = True  # one loop writes K and T (`relu_map`)
 
     def _map(self, values, v1, v2, same, full=False, ntk_is_nngp=False, pair=False):
         return relu_map(values, v1, v2, same, recompute=full, ntk_is_nngp=ntk_is_nngp, pair=pair)
