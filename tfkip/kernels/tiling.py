@@ -162,15 +162,16 @@ def plan_tiles(
     one_pair = pair_bytes(network, x1.shape[1:], x1.dtype.size, forward_only)
     pairs_needed = n1 * (n1 + 1) // 2 if network.uses_unordered_pairs(x1, x2) else n1 * n2
     pairs = max(1, budget // one_pair)
-    if _uses_band(network, x1):
+    band_plan = _uses_band(network, x1)
+    if band_plan:
         pairs = min(pairs, band_tile_pairs(network, x1.shape[1:], x1.dtype.size))
     if pairs_needed <= pairs:
         return None
     if x2 is None:
         b = max(1, min(n1, math.isqrt(pairs)))
         return b, b
-    if _uses_band(network, x1):
-        b1 = _balanced(n1, min(n1, pairs))  # whole columns: see the docstring
+    if band_plan:
+        b1 = _balanced(n1, min(n1, pairs))  # all rows first: see the docstring
         return b1, _balanced(n2, max(1, min(n2, pairs // b1)))
     b2 = _balanced(n2, min(n2, pairs))
     return _balanced(n1, max(1, min(n1, pairs // b2))), b2
