@@ -281,9 +281,7 @@ def tiled(
     tiles = _cross_tiles(network, (x1t, x2t), (var1, var2), gets, blocks, same_inputs)
     out = {}
     for g, value in zip(gets, tiles):
-        value = tf.reshape(value, [t1, t2, b1, b2])
-        value = tf.reshape(tf.transpose(value, [0, 2, 1, 3]), [t1 * b1, t2 * b2])
-        out[g] = value[:n1, :n2]
+        out[g] = _block_matrix(tf.reshape(value, [t1, t2, b1, b2]))[:n1, :n2]
     return out
 
 
@@ -305,12 +303,17 @@ def tiled_upper_blocks(network, x: tf.Tensor, gets, size: int):
     where = np.stack(blocks, axis=1).astype(np.int32)
     out = {}
     for g, value in zip(gets, tiles):
-        value = tf.scatter_nd(where, value, [t, t, size, size])
-        value = tf.reshape(tf.transpose(value, [0, 2, 1, 3]), [t * size, t * size])
+        value = _block_matrix(tf.scatter_nd(where, value, [t, t, size, size]))
         upper = tf.linalg.band_part(value, 0, -1)  # r <= c; the lower blocks are 0
         strictly_upper = upper - tf.linalg.band_part(value, 0, 0)
         out[g] = (upper + tf.transpose(strictly_upper))[:n, :n]  # sums with exact zeros
     return out
+
+
+def _block_matrix(blocks: tf.Tensor) -> tf.Tensor:
+    """``(T1, T2, b1, b2)`` tiles -> the ``(T1 b1, T2 b2)`` matrix they tile."""
+    t1, t2, b1, b2 = blocks.shape
+    return tf.reshape(tf.transpose(blocks, [0, 2, 1, 3]), [t1 * b1, t2 * b2])
 
 
 def _cross_tiles(network, inputs, variances, gets, blocks, same_inputs: bool):
