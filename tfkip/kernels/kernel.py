@@ -135,3 +135,20 @@ class Kernel:
     def map_linear(self, fn) -> Kernel:
         """Applies a linear map ``fn`` (acting on trailing axes) to nngp and ntk at once."""
         return self.replace(values=fn(self.values))
+
+
+def scale_real(x: tf.Tensor, scale) -> tf.Tensor:
+    """``x`` times a real ``scale`` (a number, or a real tensor broadcasting against it).
+
+    A complex ``x`` (a `Kernel` "pair") is scaled part by part: a product with a complex
+    constant ``(s, 0)`` costs four multiplications and two additions per entry, since
+    without fast-math ``b * 0`` cannot be dropped.
+    """
+    real_dtype = x.dtype.real_dtype
+    if isinstance(scale, tf.Tensor):
+        scale = tf.cast(scale, real_dtype)
+    else:  # a Python number, converted at the kernel's precision (not through float32)
+        scale = tf.constant(scale, real_dtype)
+    if not x.dtype.is_complex:
+        return x * scale
+    return tf.complex(tf.math.real(x) * scale, tf.math.imag(x) * scale)

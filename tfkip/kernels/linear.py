@@ -29,7 +29,7 @@ from tfkip.checks import (
     check_window,
 )
 from tfkip.kernels import band, spatial
-from tfkip.kernels.kernel import Kernel, Layout, Shape
+from tfkip.kernels.kernel import Kernel, Layout, Shape, scale_real
 from tfkip.kernels.layer import Layer, require_spatial, scale_add
 
 
@@ -211,7 +211,7 @@ class Conv(_Affine):
         def linear_map(x: tf.Tensor) -> tf.Tensor:
             if kernel.layout == Layout.BAND:
                 x = band.conv_offsets(x, self.strides)
-            return spatial.window_sum(x, groups) * tf.constant(norm, x.dtype)
+            return scale_real(spatial.window_sum(x, groups), norm)
 
         return linear_map
 

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tfkip.checks import check_padding, check_window
 from tfkip.kernels import band, spatial
-from tfkip.kernels.kernel import Kernel, Layout, Shape
+from tfkip.kernels.kernel import Kernel, Layout, Shape, scale_real
 from tfkip.kernels.layer import Layer, require_spatial
 
 
@@ -72,7 +72,8 @@ class AvgPool(Layer):
 
             def pool_band(x):
                 y = band.pool(x, self.window_shape, self.strides, geometry)
-                return y * (band.mask(shape.spatial, band.radius_of(y), x.dtype) * norm)
+                inside = band.mask(shape.spatial, band.radius_of(y), x.dtype.real_dtype)
+                return scale_real(y, inside * norm)
 
             return kernel.map_linear(pool_band).replace(shape=shape)
         if kernel.layout != Layout.FULL:

@@ -1,9 +1,10 @@
 """Computing a large kernel matrix in tiles, with memory bounded by one tile.
 
 ``tiled(compute, x1, x2, gets, batch_size)`` pads ``x1`` (``x2``) with zero rows to a
-multiple of the tile size ``b1`` (``b2``), loops over the ``T1 * T2`` tile pairs in a
-``tf.while_loop`` (`tf.map_fn` with one iteration in flight), and reassembles the
-``(n1, n2)`` result. Each tile is wrapped in `tf.recompute_grad`, so the backward pass
+multiple of the tile size ``b1`` (``b2``), loops over the ``T1 * T2`` tile pairs, column
+tile by column tile, in two nested ``tf.while_loop``s (`tf.map_fn` with one iteration in
+flight; `_column_tiles` says why columns outside), and reassembles the ``(n1, n2)``
+result. Each tile is wrapped in `tf.recompute_grad`, so the backward pass
 keeps only the tile inputs and recomputes the tile's intermediates: peak memory is that of
 one ``b1 x b2`` tile (for pooled networks, ``b1 b2 (HW)^2`` entries per covariance) in
 both directions, independent of ``n1 n2``. Zero padding rows are harmless (finite values
@@ -276,13 +277,9 @@ def tiled(
         return tiled_symmetric(network, x1, gets, b1 * b2, b1)
     var1 = tiled_self_variances(network, x1, b1) if variances1 is None else variances1
     var2 = var1 if same_inputs else tiled_self_variances(network, x2_, b2)
-    (x1t, t1), (x2t, t2) = _row_tiles(x1, b1), _row_tiles(x2_, b2)
-    blocks = np.divmod(np.arange(t1 * t2), t2)
-    tiles = _cross_tiles(network, (x1t, x2t), (var1, var2), gets, blocks, same_inputs)
-    out = {}
-    for g, value in zip(gets, tiles):
-        out[g] = _block_matrix(tf.reshape(value, [t1, t2, b1, b2]))[:n1, :n2]
-    return out
+    inputs = (_row_tiles(x1, b1)[0], _row_tiles(x2_, b2)[0])
+    tiles = _column_tiles(network, inputs, (var1, var2), gets, same_inputs)
+    return {g: _block_matrix(value)[:n1, :n2] for g, value in zip(gets, tiles)}
 
 
 def tiled_upper_blocks(network, x: tf.Tensor, gets, size: int):
@@ -299,7 +296,7 @@ def tiled_upper_blocks(network, x: tf.Tensor, gets, size: int):
     variances = tiled_self_variances(network, x, size)
     xt, t = _row_tiles(x, size)
     blocks = np.triu_indices(t)
-    tiles = _cross_tiles(network, (xt, xt), (variances, variances), gets, blocks, True)
+    tiles = _block_tiles(network, xt, variances, gets, blocks)
     where = np.stack(blocks, axis=1).astype(np.int32)
     out = {}
     for g, value in zip(gets, tiles):
@@ -316,35 +313,87 @@ def _block_matrix(blocks: tf.Tensor) -> tf.Tensor:
     return tf.reshape(tf.transpose(blocks, [0, 2, 1, 3]), [t1 * b1, t2 * b2])
 
 
-def _cross_tiles(network, inputs, variances, gets, blocks, same_inputs: bool):
-    """``(T, b1, b2)`` per get: the tiles ``(blocks[0][k], blocks[1][k])`` of row tiles
-    ``inputs = (x1t, x2t)`` (``(T1, b1, ...)``, ``(T2, b2, ...)``), each computed in a
-    `tf.map_fn` step (recomputed in the backward pass); ``variances``: the self variances
-    of the untiled inputs; ``same_inputs``: the inputs are one set, whose diagonal tiles
-    (``I == J``) get the mask of identical pairs."""
-    (x1t, x2t), (var1, var2) = inputs, variances
-    b1, b2 = x1t.shape[1], x2t.shape[1]
-    var1t = [_row_tiles(v, b1)[0] for v in var1]
-    var2t = [_row_tiles(v, b2)[0] for v in var2]
-    rows, cols = (tf.constant(np.asarray(i, np.int32)) for i in blocks)
-    eye = tf.cast(tf.eye(b1), tf.bool) if same_inputs else None
-    k = len(var1)
+def _tile_fn(network, gets, variance_count: int, eye):
+    """The kernels of one tile, ``tile(a, b, on_diagonal, *variances1, *variances2)`` ->
+    one ``(b1, b2)`` tensor per get, recomputed in the backward pass (`tf.recompute_grad`);
+    ``eye``: the ``(b1, b1)`` mask of identical pairs for tiles of one input set, set on
+    tiles with ``on_diagonal > 0`` (block-diagonal tiles), or None."""
 
     @tf.recompute_grad
     def tile(a, b, on_diagonal, *variances):
-        same = tf.logical_and(eye, on_diagonal > 0) if same_inputs else None
+        same = None if eye is None else tf.logical_and(eye, on_diagonal > 0)
         out = network.compute(
-            a, b, gets, same=same, variances1=list(variances[:k]), variances2=list(variances[k:])
+            a,
+            b,
+            gets,
+            same=same,
+            variances1=list(variances[:variance_count]),
+            variances2=list(variances[variance_count:]),
         )
         return tuple(out[g] for g in gets)
 
+    return tile
+
+
+def _column_tiles(network, inputs, variances, gets, same_inputs: bool):
+    """``(T1, T2, b1, b2)`` per get: every tile ``(I, J)`` of the row tiles ``inputs =
+    (x1t, x2t)`` (``(T1, b1, ...)``, ``(T2, b2, ...)``), column tile by column tile: an
+    outer `tf.map_fn` over ``J`` around an inner one over ``I``. ``variances``: the self
+    variances of the untiled inputs; ``same_inputs``: the inputs are one set, whose
+    diagonal tiles (``I == J``) get the mask of identical pairs.
+
+    Why columns outside: whatever a tile computes from its column inputs alone is the
+    same for all ``T1`` tiles of a column, and XLA's loop-invariant code motion computes
+    it once per column, before the inner loop. Under BAND that is the bulk of a tile's
+    small passes: every nonlinearity reads the column inputs' variances in each position's
+    neighbourhood (`band.windows`: ``(2 r + 1)^2`` shifted copies of each variance map,
+    and of the input images for the first layer). The backward pass keeps only the tile
+    inputs, as before.
+    """
+    (x1t, x2t), (var1, var2) = inputs, variances
+    (t1, b1), (t2, b2) = x1t.shape[:2], x2t.shape[:2]
+    var1t = [_row_tiles(v, b1)[0] for v in var1]
+    var2t = [_row_tiles(v, b2)[0] for v in var2]
+    eye = tf.cast(tf.eye(b1), tf.bool) if same_inputs else None
+    tile = _tile_fn(network, gets, len(var1), eye)
+
+    def column(j):
+        b, column_variances = tf.gather(x2t, j), [tf.gather(v, j) for v in var2t]
+
+        def row(i):
+            on_diagonal = tf.cast(tf.equal(i, j), x1t.dtype)
+            row_variances = [tf.gather(v, i) for v in var1t]
+            return tile(tf.gather(x1t, i), b, on_diagonal, *row_variances, *column_variances)
+
+        spec = tuple(tf.TensorSpec([b1, b2], x1t.dtype) for _ in gets)
+        return tf.map_fn(row, tf.range(t1), fn_output_signature=spec, parallel_iterations=1)
+
+    spec = tuple(tf.TensorSpec([t1, b1, b2], x1t.dtype) for _ in gets)
+    out = tf.map_fn(column, tf.range(t2), fn_output_signature=spec, parallel_iterations=1)
+    return tuple(tf.transpose(value, [1, 0, 2, 3]) for value in out)
+
+
+def _block_tiles(network, x_tiles, variances, gets, blocks):
+    """``(T, b, b)`` per get: the tiles ``(blocks[0][k], blocks[1][k])`` of the row tiles
+    ``x_tiles`` (``(T, b, ...)``) of one input set with itself, one `tf.map_fn` step each;
+    ``variances``: the self variances of the untiled inputs. Tiles on the block diagonal
+    get the mask of identical pairs."""
+    size = x_tiles.shape[1]
+    var_t = [_row_tiles(v, size)[0] for v in variances]
+    rows, cols = (tf.constant(np.asarray(i, np.int32)) for i in blocks)
+    tile = _tile_fn(network, gets, len(variances), tf.cast(tf.eye(size), tf.bool))
+
     def body(t):
         i, j = rows[t], cols[t]
-        on_diagonal = tf.cast(tf.equal(i, j), x1t.dtype)
-        variances = [tf.gather(v, i) for v in var1t] + [tf.gather(v, j) for v in var2t]
-        return tile(tf.gather(x1t, i), tf.gather(x2t, j), on_diagonal, *variances)
+        on_diagonal = tf.cast(tf.equal(i, j), x_tiles.dtype)
+        row_variances, column_variances = (
+            [tf.gather(v, i) for v in var_t],
+            [tf.gather(v, j) for v in var_t],
+        )
+        a, b = tf.gather(x_tiles, i), tf.gather(x_tiles, j)
+        return tile(a, b, on_diagonal, *row_variances, *column_variances)
 
-    spec = tuple(tf.TensorSpec([b1, b2], x1t.dtype) for _ in gets)
+    spec = tuple(tf.TensorSpec([size, size], x_tiles.dtype) for _ in gets)
     count = len(blocks[0])
     return tf.map_fn(body, tf.range(count), fn_output_signature=spec, parallel_iterations=1)
 
