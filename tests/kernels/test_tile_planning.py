@@ -55,9 +55,14 @@ def test_plan_keeps_one_tile_under_the_budget():
     assert tiling.plan_tiles(net, x1, x2, memory_budget=1) == (1, 1)
 
 
-def test_band_plans_share_each_column_across_all_rows():
+@pytest.fixture
+def one_thread(monkeypatch):
+    monkeypatch.setattr(tiling, "cpu_threads", lambda: 1)
+
+
+def test_band_plans_share_each_column_across_all_rows(one_thread):
     """Under BAND a tile takes rows of x1 first (each x2 input's neighbourhood variances
-    are then built once for several rows), and at most `band_tile_pairs` pairs."""
+    are then shared by several rows), and at most `band_tile_pairs` pairs."""
     paper = architectures.get("convnet", 3)
     assert paper.layout_plan((28, 28, 1))[1][0].value == "band"
     x1, x2 = tf.zeros((9, 28, 28, 1), tf.float32), tf.zeros((7, 28, 28, 1), tf.float32)
@@ -72,6 +77,25 @@ def test_band_plans_share_each_column_across_all_rows():
         assert tiling.plan_tiles(paper, x1, x2, memory_budget=budget) == (5, 1)
     assert tiling.plan_tiles(paper, x1, None, memory_budget=2**40) == (2, 2)
     assert tiling.plan_tiles(paper, x1[:2], x2[:2], memory_budget=2**40) is None  # 4 pairs
+
+
+@pytest.mark.parametrize("threads", [2, 3, 8])
+def test_band_tiles_split_rows_evenly_across_threads(monkeypatch, threads):
+    """XLA splits a tile's passes across the CPU threads along its rows: the cap is
+    rounded down to a multiple of the threads (5 -> 4 on 2, 3 on 3; unchanged below one
+    multiple), and balanced rows up to one, within the cap and the budget."""
+    monkeypatch.setattr(tiling, "cpu_threads", lambda: threads)
+    paper = architectures.get("convnet", 3)
+    cap = tiling.band_tile_pairs(paper, (28, 28, 1), 4)
+    assert cap == {2: 4, 3: 3, 8: 5}[threads]
+    x1, x2 = tf.zeros((9, 28, 28, 1), tf.float32), tf.zeros((7, 28, 28, 1), tf.float32)
+    b1, b2 = tiling.plan_tiles(paper, x1, x2, memory_budget=2**40)
+    assert b2 == 1 and b1 <= cap
+    # 9 rows: 3 tiles of 3 balanced, 4 = two whole rows per thread on 2 threads.
+    assert b1 == {2: 4, 3: 3, 8: 5}[threads]
+    pair_bytes = tiling.pair_bytes(paper, (28, 28, 1), 4)
+    # A budget of 3 pairs: 3 rows, not rounded up past the budget.
+    assert tiling.plan_tiles(paper, x1, x2, memory_budget=3 * pair_bytes)[0] == 3
 
 
 def test_planned_tiles_give_the_untiled_kernel():

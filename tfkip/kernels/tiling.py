@@ -26,6 +26,7 @@ pooled (FULL layout) networks hold ``(H W)^2`` entries per input pair and get ti
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -78,9 +79,9 @@ forward pass alone, with a margin."""
 BAND_TILE_BYTES = 2**23
 """Bytes of K and Theta at the largest layer that one tile holds at most under a BAND
 plan (`band_tile_pairs`), however large the memory budget: 8 MiB, 5 pairs at 28x28 in
-float32, 4 at 32x32. A tile passes over its covariances once per layer and pass; tiles
-this small keep them in the caches between passes, larger ones stream them from memory
-(docs/performance.md has the measured sweep of tile sizes)."""
+float32 (4 on an even number of threads), 4 at 32x32. A tile passes over its covariances
+once per layer and pass; tiles this small keep them in the caches between passes, larger
+ones stream them from memory (docs/performance.md has the measured sweep of tile sizes)."""
 
 
 def pair_entries(network, per_example_shape) -> int:
@@ -149,10 +150,10 @@ def plan_tiles(
 
     Under a BAND plan a tile holds at most `band_tile_pairs` pairs (so the kernel is tiled
     whenever it needs more), and all rows of ``x1`` come first (``b1 = min(n1, P)``,
-    ``b2 = P // b1``): a BAND nonlinearity builds every ``x2`` input's neighbourhood
+    ``b2 = P // b1``; a balanced ``b1`` is rounded up to a multiple of `cpu_threads` when
+    that still fits in ``P``): a BAND nonlinearity reads every ``x2`` input's neighbourhood
     variances (``(2 r + 1)^2`` shifted copies of its variance map, and in the reverse pass
-    their adjoint) once per tile, shared by the tile's ``b1`` rows, while ``x1``'s side is
-    a broadcast.
+    their adjoint), shared by a tile's ``b1`` rows, while ``x1``'s side is a broadcast.
     """
     budget = check_memory_budget(memory_budget)
     budget = DEFAULT_MEMORY_BUDGET if budget is None else budget
@@ -173,6 +174,10 @@ def plan_tiles(
         return b, b
     if band_plan:
         b1 = _balanced(n1, min(n1, pairs))  # all rows first: see the docstring
+        threads = cpu_threads()
+        whole = -(-b1 // threads) * threads  # rows split evenly across the threads
+        if b1 < n1 and whole <= pairs:
+            b1 = whole
         return b1, _balanced(n2, max(1, min(n2, pairs // b1)))
     b2 = _balanced(n2, min(n2, pairs))
     return _balanced(n1, max(1, min(n1, pairs // b2))), b2
@@ -180,8 +185,19 @@ def plan_tiles(
 
 def band_tile_pairs(network, per_example_shape, itemsize: int) -> int:
     """Most pairs in one tile under a BAND plan: `BAND_TILE_BYTES` of K and Theta at the
-    largest layer (at least one pair)."""
-    return max(1, BAND_TILE_BYTES // (2 * itemsize * pair_entries(network, per_example_shape)))
+    largest layer, rounded down to a multiple of `cpu_threads` when at least one multiple
+    fits (at least one pair). XLA on CPU splits each pass of a tile across the threads
+    along the tile's outer axis, its rows (`plan_tiles`): 5 rows on 2 threads take as long
+    as 6."""
+    pairs = max(1, BAND_TILE_BYTES // (2 * itemsize * pair_entries(network, per_example_shape)))
+    threads = cpu_threads()
+    return pairs - pairs % threads if pairs >= threads else pairs
+
+
+def cpu_threads() -> int:
+    """Threads that XLA on CPU splits one loop across: TensorFlow's intra-op pool (the
+    machine's CPUs unless configured)."""
+    return tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count() or 1
 
 
 def plan_pair_tiles(
