@@ -55,6 +55,13 @@ def windows(x: tf.Tensor, radius: Radius) -> tf.Tensor:
     return tf.stack([rows[..., j : j + w] for j in range(2 * rw + 1)], axis=-3)
 
 
+def position_variances(v1: tf.Tensor, v2: tf.Tensor, radius: Radius):
+    """The variances a BAND entry ``B[.., D, P]`` pairs: ``v1`` at P (``(..., H, W) ->
+    (..., 1, 1, H, W)``, broadcast over the offsets) and ``v2`` at ``P + D`` (`windows`,
+    0 outside the image)."""
+    return v1[..., None, None, :, :], windows(v2, radius)
+
+
 def mask(image_shape, radius: Radius, dtype) -> tf.Tensor:
     """``(2 r_h + 1, 2 r_w + 1, H, W)``: 1 where the offset position is inside the image."""
 

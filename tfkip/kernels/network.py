@@ -83,26 +83,18 @@ class Network:
         if not flat:
             raise ValueError("serial() needs at least one layer. Received: no layers")
         self.layers = tuple(flat)
-        self.layouts = self._plan()
-        self.bands = self._plan_bands()
+        self.layouts = self._walk_back(Layout.FLAT, lambda layer, out: layer.input_layout(out))
+        self.bands = self._walk_back(None, lambda layer, out: layer.input_band(out))
 
-    def _plan(self) -> tuple[Layout, ...]:
-        """Input layout of every layer for image inputs (backwards from a flat output)."""
-        needed = Layout.FLAT
-        layouts = []
+    def _walk_back(self, at_output, at_input) -> tuple:
+        """What every layer needs at its input, walking back from the readout's need
+        ``at_output``: ``at_input(layer, what the layer's output needs)``. Layouts start
+        from a flat output, band radii from None (no band)."""
+        needed, per_layer = at_output, []
         for layer in reversed(self.layers):
-            needed = layer.input_layout(needed)
-            layouts.append(needed)
-        return tuple(reversed(layouts))
-
-    def _plan_bands(self) -> tuple:
-        """Radius of offsets every layer needs at its input (backwards from the output)."""
-        needed = None
-        radii = []
-        for layer in reversed(self.layers):
-            needed = layer.input_band(needed)
-            radii.append(needed)
-        return tuple(reversed(radii))
+            needed = at_input(layer, needed)
+            per_layer.append(needed)
+        return tuple(reversed(per_layer))
 
     def layout_plan(self, per_example_shape) -> tuple[tuple[Layout, tuple | None], ...]:
         """``(layout, radius)`` at the input of every layer for inputs of this shape.

@@ -80,7 +80,7 @@ class _Pointwise(Layer):
         elif kernel.layout == Layout.BAND:
             # v2 at the offset position p + d; 0 outside the image, where the band is 0.
             radius = band.radius_of(kernel.values)
-            v1, v2 = v1[..., None, None, :, :], band.windows(v2, radius)
+            v1, v2 = band.position_variances(v1, v2, radius)
             if same is not None:
                 same = (same[:, :, None, None, None, None], band.center_indicator(radius))
         full = kernel.layout in (Layout.FULL, Layout.BAND)
@@ -101,7 +101,7 @@ class _Pointwise(Layer):
         if kernel.layout == Layout.BAND:
             d, radius = band.center(cov), band.radius_of(cov)
             same = band.center_indicator(radius)
-            v1, v2 = d[..., None, None, :, :], band.windows(d, radius)
+            v1, v2 = band.position_variances(d, d, radius)
             out = self._map(cov[None], v1, v2, same, True)[0]
             if not self.zero_outside:
                 out = out * band.mask(kernel.shape.spatial, radius, out.dtype)
