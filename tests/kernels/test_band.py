@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 from tfkip import architectures
-from tfkip.kernels import Layout, band
+from tfkip.kernels import Layout, band, tiling
 from tfkip.kernels.network import BAND_FRACTION, Network
 from tfkip.kernels.tiling import pair_entries
 
@@ -171,6 +171,36 @@ def test_self_variances_agree():
     x = randn(3, 4, *shape)
     for got, want in zip(net.self_variances(x), full.self_variances(x)):
         assert got.shape == want.shape and rel_err(got, want) <= 1e-14
+
+
+def test_self_variances_of_many_inputs_in_cache_sized_chunks(monkeypatch):
+    """More inputs than one BAND tile holds: computed in chunks of `band_tile_pairs`
+    (here 2; 5 inputs are 3 chunks, the last padded), the same values as one at a time,
+    and differentiable."""
+    monkeypatch.setattr(tiling, "band_tile_pairs", lambda *args: 2)
+    chunked, tiled_self_variances = [], tiling.tiled_self_variances
+    monkeypatch.setattr(
+        tiling,
+        "tiled_self_variances",
+        lambda net, x, size: chunked.append(size) or tiled_self_variances(net, x, size),
+    )
+    net = _banded(architectures.get("convnet", 2))
+    x = tf.constant(randn(4, 5, 9, 9, 1))
+    got = net.self_variances(x)
+    assert chunked == [2]
+    one_by_one = [net.self_variances(x[i : i + 1]) for i in range(5)]
+    for k, value in enumerate(got):
+        assert value.shape[0] == 5
+        want = np.concatenate([v[k].numpy() for v in one_by_one])
+        assert rel_err(value, want) <= 1e-14
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(net.self_variances(x)[-1])
+    grad = tape.gradient(total, x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = sum(tf.reduce_sum(net.self_variances(x[i : i + 1])[-1]) for i in range(5))
+    assert rel_err(grad, tape.gradient(total, x)) <= 1e-13
 
 
 @pytest.mark.parametrize("name", ["convnet_like", "strided_conv", "same_pool"])

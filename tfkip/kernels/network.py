@@ -401,8 +401,16 @@ class Network:
         """Variances of each input at every nonlinearity: the self-kernel pass.
 
         Returns one tensor per nonlinearity, ``(n,)`` for flat layers and ``(n, H, W)``
-        (the position-diagonal) for spatial ones. Costs O(n), not O(n^2).
+        (the position-diagonal) for spatial ones. Costs O(n), not O(n^2). Under a BAND
+        plan, more inputs than one cache-sized tile holds (`tiling.band_tile_pairs`) are
+        computed in chunks of that many (`tiling.tiled_self_variances`): the same values,
+        with memory bounded by one chunk and the passes kept in the caches.
         """
+        x = as_float_tensor("x", x)
+        if x.shape[0] is not None and tiling.uses_band(self, x):
+            size = tiling.band_tile_pairs(self, x.shape[1:], x.dtype.size)
+            if x.shape[0] > size:
+                return tiling.tiled_self_variances(self, x, size)
         kernel, layers = self._input_kernel(x, None, False)
         variances = []
         for layer, layout in layers:

@@ -164,7 +164,7 @@ def plan_tiles(
     one_pair = pair_bytes(network, x1.shape[1:], x1.dtype.size, forward_only)
     pairs_needed = n1 * (n1 + 1) // 2 if network.uses_unordered_pairs(x1, x2) else n1 * n2
     pairs = max(1, budget // one_pair)
-    band_plan = _uses_band(network, x1)
+    band_plan = uses_band(network, x1)
     if band_plan:
         pairs = min(pairs, band_tile_pairs(network, x1.shape[1:], x1.dtype.size))
     if pairs_needed <= pairs:
@@ -288,7 +288,7 @@ def tiled(
     if b1 >= n1 and b2 >= n2:
         return network.compute(x1, x2, gets, variances1=variances1)
     if same_inputs and network.layouts[0] != Layout.FLAT:
-        if _uses_band(network, x1):
+        if uses_band(network, x1):
             return tiled_upper_blocks(network, x1, gets, b1)
         return tiled_symmetric(network, x1, gets, b1 * b2, b1)
     var1 = tiled_self_variances(network, x1, b1) if variances1 is None else variances1
@@ -414,7 +414,8 @@ def _block_tiles(network, x_tiles, variances, gets, blocks):
     return tf.map_fn(body, tf.range(count), fn_output_signature=spec, parallel_iterations=1)
 
 
-def _uses_band(network, x: tf.Tensor) -> bool:
+def uses_band(network, x: tf.Tensor) -> bool:
+    """Whether ``network`` holds covariances of inputs shaped like ``x`` in BAND layout."""
     return any(layout == Layout.BAND for layout, _ in network.layout_plan(x.shape[1:]))
 
 
